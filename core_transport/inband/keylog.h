@@ -1,0 +1,66 @@
+// keylog.h: the TCPCRYPT_KEYLOGFILE key log (like SSLKEYLOGFILE).
+//
+// Off unless the environment variable TCPCRYPT_KEYLOGFILE names a file. When
+// it does, the carrier asks the engine to export keys (EngineConfig::
+// export_keys) and, once a connection is established, appends exactly one
+// line per connection end:
+//
+//   TCPCRYPT_MK0 <label-hex> <session-id-hex> <cipher-id> <kab|kba> <mk0-hex>\n
+//
+//   label-hex       KeyLogEntry::label: N_A (fresh handshake) or the data of
+//                   A's resumption suboption (resumed session), lowercase hex
+//   session-id-hex  the 33-byte session ID, lowercase hex
+//   cipher-id       the RFC 8548 sym_cipher identifier as 4 hex digits
+//   kab|kba         which traffic key the A->B direction (the active
+//                   opener's stream) uses; B->A uses the other one
+//   mk0-hex         mk[0], lowercase hex; later generations follow by CPRF
+//
+// Both ends of one connection write the same line, so a capture can be
+// decrypted with either end's log (docs/PROTOCOL.md "Key log").
+//
+// The file is opened with O_APPEND | O_CREAT (mode 0600 when created) and
+// each line is written with a single write(2), so many threads and processes
+// may share one file. The first time a process enables the log it prints one
+// warning on stderr. Keys are never written anywhere else.
+#ifndef TCPCRYPT_CORE_TRANSPORT_INBAND_KEYLOG_H_
+#define TCPCRYPT_CORE_TRANSPORT_INBAND_KEYLOG_H_
+
+#include <cstddef>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "core_transport/engine/engine.h"
+
+namespace tcpcrypt::inband {
+
+inline constexpr char kKeyLogEnvVar[] = "TCPCRYPT_KEYLOGFILE";
+
+// KeyLogFileFromEnv returns the path named by TCPCRYPT_KEYLOGFILE, or nullopt
+// when the variable is unset or empty. It reads the environment on every
+// call (a test may set it at run time). The first call that returns a path
+// prints the process-wide warning on stderr.
+std::optional<std::string> KeyLogFileFromEnv();
+
+// kMaxKeyLogLineLen bounds one line (labels are at most 32 bytes).
+inline constexpr size_t kMaxKeyLogLabelLen = 64;
+inline constexpr size_t kMaxKeyLogLineLen =
+    13 + 2 * kMaxKeyLogLabelLen + 1 + 2 * kSessionIdLen + 1 + 4 + 1 + 3 + 1 +
+    2 * kKLen + 1;
+
+// FormatKeyLogLine writes the line for |entry|, newline included, into
+// |out| and returns its length, or 0 if |out| is too small or the label is
+// longer than kMaxKeyLogLabelLen. |out| then holds key material: the caller
+// wipes it.
+size_t FormatKeyLogLine(const KeyLogEntry& entry, std::span<char> out);
+
+// AppendKeyLogLine appends the line for |entry| to |path| with one write(2).
+// Returns false (and sets |out_error| to a readable message, if non-null) on
+// failure. Wipes its own copy of the line on every path.
+[[nodiscard]] bool AppendKeyLogLine(const std::string& path,
+                                    const KeyLogEntry& entry,
+                                    std::string* out_error);
+
+}  // namespace tcpcrypt::inband
+
+#endif  // TCPCRYPT_CORE_TRANSPORT_INBAND_KEYLOG_H_

@@ -33,7 +33,6 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -156,12 +155,15 @@ class Engine {
   [[nodiscard]] Error Feed(ByteSpan data);
   // OnCarrierEof reports that the carrier's stream ended. Before an
   // authenticated FINp this is Error::kTruncated (RFC 8548 §3.7); after it,
-  // kNone.
+  // kNone. A failure wipes buffered plaintext, so a carrier that wants the
+  // application to see authenticated data sent before a truncation calls
+  // this only once the plaintext is drained.
   [[nodiscard]] Error OnCarrierEof();
 
   // --- application side -------------------------------------------------
   // Read copies up to out.size() bytes of authenticated plaintext; returns
-  // the count (0: none buffered now; see peer_finished()).
+  // the count (0: none buffered now, or failed; see peer_finished() and
+  // failed()).
   size_t Read(MutableByteSpan out);
   // PeekPlaintext / ConsumePlaintext read without copying.
   ByteSpan PeekPlaintext() const;
@@ -173,8 +175,10 @@ class Engine {
   [[nodiscard]] Error Write(ByteSpan data);
   // Shutdown sends the final frame with FINp (RFC 8548 §3.7). Idempotent.
   [[nodiscard]] Error Shutdown();
-  // RequestRekey increments the local generation (RFC 8548 §3.8); the next
-  // frame carries rekey = 1, and an empty frame is sent now if needed.
+  // RequestRekey increments the local generation (RFC 8548 §3.8) and sends
+  // an empty frame with rekey = 1. While an earlier rekey is unanswered it
+  // does nothing and returns kNone (the RFC allows one outstanding empty
+  // rekey).
   [[nodiscard]] Error RequestRekey();
 
   // --- status -----------------------------------------------------------
@@ -186,7 +190,6 @@ class Engine {
   // before it is buffered (end of file after the buffer drains).
   bool peer_finished() const { return peer_fin_; }
   bool local_finished() const { return local_fin_; }
-  // wants_input: the engine cannot make progress without more bytes.
   bool handshake_done() const { return state_ == State::kEstablished; }
 
   // Available once established.
@@ -211,7 +214,9 @@ class Engine {
   void FlushResumptionState();
 
   // key_log is set once established when config.export_keys is true.
+  // ClearKeyLog wipes it (mk[0] must not outlive its writing to the log).
   const KeyLogEntry* key_log() const { return key_log_.get(); }
+  void ClearKeyLog() { key_log_.reset(); }
 
  private:
   struct Direction;  // key state for one direction

@@ -60,7 +60,8 @@ WaitResult WaitFd(int fd, short events, uint64_t deadline_ms,
     if (deadline_ms != 0) {
       const uint64_t now = NowMs();
       if (now >= deadline_ms) return WaitResult::kTimeout;
-      timeout = static_cast<int>(std::min<uint64_t>(deadline_ms - now, 1 << 30));
+      timeout =
+          static_cast<int>(std::min<uint64_t>(deadline_ms - now, 1 << 30));
     }
     pollfd p{fd, events, 0};
     const int r = ::poll(&p, 1, timeout);
@@ -156,19 +157,21 @@ Status ConnectTcp(const std::string& host, uint16_t port, uint64_t deadline_ms,
   Status last = Status::ResolveError("resolve " + host + ": no addresses");
   for (const addrinfo* a = ai.get(); a != nullptr; a = a->ai_next) {
     const std::string numeric = NumericAddress(a->ai_addr, a->ai_addrlen);
-    const std::string what =
-        numeric == target ? "connect " + target
-                          : "connect " + target + " (" + numeric + ")";
+    const std::string what = numeric == target
+                                 ? "connect " + target
+                                 : "connect " + target + " (" + numeric + ")";
     UniqueFd fd(::socket(a->ai_family,
                          a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
                          a->ai_protocol));
     if (!fd) {
-      last = Status::IoError(what + ": socket", errno);
+      const int saved_errno = errno;  // before any allocation
+      last = Status::IoError(what + ": socket", saved_errno);
       continue;
     }
     int rc = ::connect(fd.get(), a->ai_addr, a->ai_addrlen);
     if (rc != 0 && errno != EINPROGRESS && errno != EINTR) {
-      last = Status::IoError(what, errno);
+      const int saved_errno = errno;  // before any allocation
+      last = Status::IoError(what, saved_errno);
       continue;
     }
     if (rc != 0) {
@@ -189,7 +192,8 @@ Status ConnectTcp(const std::string& host, uint16_t port, uint64_t deadline_ms,
       int so_error = 0;
       socklen_t len = sizeof so_error;
       if (::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &so_error, &len) != 0) {
-        last = Status::IoError(what + ": getsockopt", errno);
+        const int saved_errno = errno;  // before any allocation
+        last = Status::IoError(what + ": getsockopt", saved_errno);
         continue;
       }
       if (so_error != 0) {
@@ -198,7 +202,8 @@ Status ConnectTcp(const std::string& host, uint16_t port, uint64_t deadline_ms,
       }
     }
     if (!SetNoDelay(fd.get())) {
-      last = Status::IoError(what + ": TCP_NODELAY", errno);
+      const int saved_errno = errno;  // before any allocation
+      last = Status::IoError(what + ": TCP_NODELAY", saved_errno);
       continue;
     }
     *out_peer = numeric;
@@ -335,7 +340,8 @@ bool SplitHostPort(std::string_view s, std::string* out_host,
   return true;
 }
 
-// --- Carrier ------------------------------------------------------------------
+// --- Carrier
+// ------------------------------------------------------------------
 
 namespace internal {
 
@@ -371,7 +377,8 @@ class Carrier {
   // SetHandshakeDeadlineAt sets it to an absolute time (0: none), for
   // Connect, whose bound includes the TCP connect.
   void SetHandshakeDeadline() {
-    if (!deadline_set_) SetHandshakeDeadlineAt(DeadlineAfter(handshake_timeout_ms_));
+    if (!deadline_set_)
+      SetHandshakeDeadlineAt(DeadlineAfter(handshake_timeout_ms_));
   }
   void SetHandshakeDeadlineAt(uint64_t deadline_ms) {
     handshake_deadline_ms_ = deadline_ms;
@@ -404,14 +411,16 @@ class Carrier {
       if (n < 0) {
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) return Io::kWouldBlock;
-        Fail(Status::IoError("send to " + peer_, errno));
+        const int saved_errno = errno;  // before any allocation
+        Fail(Status::IoError("send to " + peer_, saved_errno));
         return Io::kFailed;
       }
       engine_.ConsumeOutput(static_cast<size_t>(n));
     }
     if (want_shut_wr_ && !shut_wr_) {
       if (::shutdown(fd_.get(), SHUT_WR) != 0) {
-        Fail(Status::IoError("shutdown to " + peer_, errno));
+        const int saved_errno = errno;  // before any allocation
+        Fail(Status::IoError("shutdown to " + peer_, saved_errno));
         return Io::kFailed;
       }
       shut_wr_ = true;
@@ -436,7 +445,8 @@ class Carrier {
     } while (n < 0 && errno == EINTR);
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) return Io::kWouldBlock;
-      Fail(Status::IoError("recv from " + peer_, errno));
+      const int saved_errno = errno;  // before any allocation
+      Fail(Status::IoError("recv from " + peer_, saved_errno));
       return Io::kFailed;
     }
     if (n == 0) {
@@ -445,9 +455,10 @@ class Carrier {
         (void)engine_.OnCarrierEof();
         Fail(Status::EofError(
             "handshake failed: the peer closed the connection " +
-            std::string(received_any_
-                            ? "in the middle of the handshake"
-                            : "without answering (it may not speak tcpcrypt)")));
+            std::string(
+                received_any_
+                    ? "in the middle of the handshake"
+                    : "without answering (it may not speak tcpcrypt)")));
         return Io::kFailed;
       }
       MaybeFinishEof();
@@ -539,8 +550,9 @@ class Carrier {
     return Fail(Status::TimeoutError(
         "handshake with " + peer_ + " timed out after " +
         std::to_string(handshake_timeout_ms_) + " ms" +
-        (received_any_ ? "" : " (the peer sent nothing; it may not speak "
-                              "tcpcrypt)")));
+        (received_any_ ? ""
+                       : " (the peer sent nothing; it may not speak "
+                         "tcpcrypt)")));
   }
 
   void Close() {
@@ -568,6 +580,7 @@ class Carrier {
     if (!AppendKeyLogLine(*keylog_path_, *entry, &error)) {
       std::fprintf(stderr, "tcpcrypt: WARNING: %s\n", error.c_str());
     }
+    engine_.ClearKeyLog();  // mk[0] lives no longer than it must
   }
 
   UniqueFd fd_;
@@ -599,23 +612,23 @@ std::unique_ptr<Carrier> MakeCarrier(UniqueFd fd, Engine::Role role,
                                    std::move(peer));
 }
 
-// WaitCarrier waits for |events| on the carrier's socket until |deadline|.
-// Returns ok with the events, or a Status (not recorded in the carrier) for
-// a time-out or a poll failure.
-Status WaitCarrier(const Carrier& c, short events, uint64_t deadline,
-                   const std::string& timeout_message, short* out_revents) {
+// WaitIo waits for |events| on the carrier's socket for at most
+// io_timeout_ms. Returns ok with the events, or a Status (not recorded in
+// the carrier) for a time-out ("<what> <peer> timed out after N ms") or a
+// poll failure. Builds no string unless it fails.
+Status WaitIo(const Carrier& c, short events, const char* what,
+              short* out_revents) {
   int err = 0;
-  switch (WaitFd(c.fd(), events, deadline, out_revents, &err)) {
+  switch (WaitFd(c.fd(), events, DeadlineAfter(c.io_timeout_ms()), out_revents,
+                 &err)) {
     case WaitResult::kReady: return Status::Ok();
-    case WaitResult::kTimeout: return Status::TimeoutError(timeout_message);
+    case WaitResult::kTimeout:
+      return Status::TimeoutError(std::string(what) + " " + c.peer() +
+                                  " timed out after " +
+                                  std::to_string(c.io_timeout_ms()) + " ms");
     case WaitResult::kError: return Status::IoError("poll", err);
   }
   return Status::IoError("poll", EINVAL);
-}
-
-std::string IoTimeoutMessage(const Carrier& c, const char* what) {
-  return std::string(what) + " " + c.peer() + " timed out after " +
-         std::to_string(c.io_timeout_ms()) + " ms";
 }
 
 // Readable: revents that call for a recv (data, EOF, or an error to read).
@@ -630,15 +643,13 @@ Status FlushAll(Carrier& c) {
   for (;;) {
     const Carrier::Io io = c.SendSome();
     if (io != Carrier::Io::kWouldBlock) return c.status();
-    const bool read_too = !c.carrier_eof() &&
-                          c.engine().plaintext_available() < kMaxBufferedPlaintext;
+    const bool read_too = !c.carrier_eof() && c.engine().plaintext_available() <
+                                                  kMaxBufferedPlaintext;
     short revents = 0;
-    Status s = WaitCarrier(c, static_cast<short>(POLLOUT | (read_too ? POLLIN : 0)),
-                           DeadlineAfter(c.io_timeout_ms()),
-                           IoTimeoutMessage(c, "write to"), &revents);
+    Status s = WaitIo(c, static_cast<short>(POLLOUT | (read_too ? POLLIN : 0)),
+                      "write to", &revents);
     if (!s.ok()) return c.Fail(std::move(s));
-    if (read_too && Readable(revents) &&
-        c.RecvSome() == Carrier::Io::kFailed) {
+    if (read_too && Readable(revents) && c.RecvSome() == Carrier::Io::kFailed) {
       return c.status();
     }
   }
@@ -646,7 +657,8 @@ Status FlushAll(Carrier& c) {
 
 }  // namespace
 
-// --- Connection ---------------------------------------------------------------
+// --- Connection
+// ---------------------------------------------------------------
 
 Connection::Connection(PrivateTag, std::unique_ptr<Carrier> carrier)
     : c_(std::move(carrier)) {}
@@ -659,8 +671,8 @@ std::unique_ptr<Connection> Connection::Connect(const std::string& host,
   const uint64_t deadline = DeadlineAfter(options.handshake_timeout_ms);
   UniqueFd fd;
   std::string peer;
-  Status s = ConnectTcp(host, port, deadline, options.handshake_timeout_ms,
-                        &fd, &peer);
+  Status s = ConnectTcp(host, port, deadline, options.handshake_timeout_ms, &fd,
+                        &peer);
   if (!s.ok()) {
     *out_status = std::move(s);
     return nullptr;
@@ -711,12 +723,9 @@ Status Connection::Handshake() {
     short revents = 0;
     int err = 0;
     switch (WaitFd(c.fd(), events, c.handshake_deadline_ms(), &revents, &err)) {
-      case WaitResult::kReady:
-        break;
-      case WaitResult::kTimeout:
-        return c.HandshakeTimedOut();
-      case WaitResult::kError:
-        return c.Fail(Status::IoError("poll", err));
+      case WaitResult::kReady: break;
+      case WaitResult::kTimeout: return c.HandshakeTimedOut();
+      case WaitResult::kError: return c.Fail(Status::IoError("poll", err));
     }
     if ((events & POLLIN) != 0 && Readable(revents)) {
       if (c.RecvSome() == Carrier::Io::kFailed) return c.status();
@@ -761,9 +770,8 @@ ssize_t Connection::Read(std::span<uint8_t> out, Status* out_status) {
     }
     const bool pending = !c.engine().PendingOutput().empty();
     short revents = 0;
-    Status w = WaitCarrier(c, static_cast<short>(POLLIN | (pending ? POLLOUT : 0)),
-                           DeadlineAfter(c.io_timeout_ms()),
-                           IoTimeoutMessage(c, "read from"), &revents);
+    Status w = WaitIo(c, static_cast<short>(POLLIN | (pending ? POLLOUT : 0)),
+                      "read from", &revents);
     if (!w.ok()) {
       if (w.kind != Status::Kind::kTimeout) c.Fail(w);
       st = std::move(w);  // a time-out is not sticky
@@ -793,15 +801,15 @@ Status Connection::WriteAll(std::span<const uint8_t> data) {
     const Carrier::Io io = c.SendSome();
     if (io == Carrier::Io::kFailed) return c.status();
     if (io != Carrier::Io::kWouldBlock ||
-        (c.engine().PendingOutput().size() < kWriteHighWater && !data.empty())) {
+        (c.engine().PendingOutput().size() < kWriteHighWater &&
+         !data.empty())) {
       continue;
     }
-    const bool read_too = !c.carrier_eof() &&
-                          c.engine().plaintext_available() < kMaxBufferedPlaintext;
+    const bool read_too = !c.carrier_eof() && c.engine().plaintext_available() <
+                                                  kMaxBufferedPlaintext;
     short revents = 0;
-    Status s = WaitCarrier(c, static_cast<short>(POLLOUT | (read_too ? POLLIN : 0)),
-                           DeadlineAfter(c.io_timeout_ms()),
-                           IoTimeoutMessage(c, "write to"), &revents);
+    Status s = WaitIo(c, static_cast<short>(POLLOUT | (read_too ? POLLIN : 0)),
+                      "write to", &revents);
     if (!s.ok()) return c.Fail(std::move(s));
     if (read_too && Readable(revents) && c.RecvSome() == Carrier::Io::kFailed) {
       return c.status();
@@ -844,7 +852,8 @@ Cipher Connection::cipher() const { return c_->engine().cipher(); }
 bool Connection::resumed() const { return c_->engine().resumed(); }
 const Engine& Connection::engine() const { return c_->engine(); }
 
-// --- NonBlockingConnection ----------------------------------------------------
+// --- NonBlockingConnection
+// ----------------------------------------------------
 
 NonBlockingConnection::NonBlockingConnection(PrivateTag,
                                              std::unique_ptr<Carrier> c)
@@ -858,8 +867,8 @@ std::unique_ptr<NonBlockingConnection> NonBlockingConnection::Connect(
   const uint64_t deadline = DeadlineAfter(options.handshake_timeout_ms);
   UniqueFd fd;
   std::string peer;
-  Status s = ConnectTcp(host, port, deadline, options.handshake_timeout_ms,
-                        &fd, &peer);
+  Status s = ConnectTcp(host, port, deadline, options.handshake_timeout_ms, &fd,
+                        &peer);
   if (!s.ok()) {
     *out_status = std::move(s);
     return nullptr;
@@ -983,7 +992,8 @@ Cipher NonBlockingConnection::cipher() const { return c_->engine().cipher(); }
 bool NonBlockingConnection::resumed() const { return c_->engine().resumed(); }
 const Engine& NonBlockingConnection::engine() const { return c_->engine(); }
 
-// --- Listener -----------------------------------------------------------------
+// --- Listener
+// -----------------------------------------------------------------
 
 Listener::Listener(PrivateTag, UniqueFd fd, std::string address, uint16_t port)
     : fd_(std::move(fd)), address_(std::move(address)), port_(port) {}
@@ -1007,13 +1017,16 @@ std::unique_ptr<Listener> Listener::Listen(const std::string& addr,
                          a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
                          a->ai_protocol));
     if (!fd) {
-      last = Status::IoError("listen " + target + ": socket", errno);
+      const int saved_errno = errno;  // before any allocation
+      last = Status::IoError("listen " + target + ": socket", saved_errno);
       continue;
     }
     const int one = 1;
     if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) !=
         0) {
-      last = Status::IoError("listen " + target + ": SO_REUSEADDR", errno);
+      const int saved_errno = errno;  // before any allocation
+      last =
+          Status::IoError("listen " + target + ": SO_REUSEADDR", saved_errno);
       continue;
     }
     if (a->ai_family == AF_INET6 && addr.empty()) {
@@ -1022,25 +1035,29 @@ std::unique_ptr<Listener> Listener::Listen(const std::string& addr,
                          sizeof zero);  // best effort: dual stack
     }
     if (::bind(fd.get(), a->ai_addr, a->ai_addrlen) != 0) {
-      last = Status::IoError("bind " + target, errno);
+      const int saved_errno = errno;  // before any allocation
+      last = Status::IoError("bind " + target, saved_errno);
       continue;
     }
     if (::listen(fd.get(), backlog) != 0) {
-      last = Status::IoError("listen " + target, errno);
+      const int saved_errno = errno;  // before any allocation
+      last = Status::IoError("listen " + target, saved_errno);
       continue;
     }
     sockaddr_storage bound{};
     socklen_t len = sizeof bound;
     if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&bound), &len) !=
         0) {
-      last = Status::IoError("listen " + target + ": getsockname", errno);
+      const int saved_errno = errno;  // before any allocation
+      last = Status::IoError("listen " + target + ": getsockname", saved_errno);
       continue;
     }
     const std::string address =
         NumericAddress(reinterpret_cast<const sockaddr*>(&bound), len);
     uint16_t bound_port = 0;
     if (bound.ss_family == AF_INET) {
-      bound_port = ntohs(reinterpret_cast<const sockaddr_in*>(&bound)->sin_port);
+      bound_port =
+          ntohs(reinterpret_cast<const sockaddr_in*>(&bound)->sin_port);
     } else {
       bound_port =
           ntohs(reinterpret_cast<const sockaddr_in6*>(&bound)->sin6_port);
@@ -1077,8 +1094,7 @@ std::unique_ptr<Connection> Listener::Accept(const Options& options,
       short revents = 0;
       int poll_err = 0;
       switch (WaitFd(fd_.get(), POLLIN, deadline, &revents, &poll_err)) {
-        case WaitResult::kReady:
-          continue;
+        case WaitResult::kReady: continue;
         case WaitResult::kTimeout:
           *out_status = Status::TimeoutError(
               "accept on " + address_ + " timed out after " +
@@ -1091,16 +1107,16 @@ std::unique_ptr<Connection> Listener::Accept(const Options& options,
       continue;
     }
     if (!SetNoDelay(fd.get())) {
-      *out_status = Status::IoError("accept on " + address_ + ": TCP_NODELAY",
-                                    errno);
+      *out_status =
+          Status::IoError("accept on " + address_ + ": TCP_NODELAY", errno);
       return nullptr;
     }
     *out_status = Status::Ok();
     return std::make_unique<Connection>(
         Connection::PrivateTag(),
-        MakeCarrier(std::move(fd), Engine::Role::kPassive, options,
-                    NumericAddress(reinterpret_cast<const sockaddr*>(&peer),
-                                   len)));
+        MakeCarrier(
+            std::move(fd), Engine::Role::kPassive, options,
+            NumericAddress(reinterpret_cast<const sockaddr*>(&peer), len)));
   }
 }
 

@@ -170,8 +170,7 @@ class Connection {
   // elsewhere after sniffing its first byte with MSG_PEEK). The handshake
   // has not run; |peer| is used in messages. Sets O_NONBLOCK and
   // TCP_NODELAY; returns nullptr if that fails.
-  static std::unique_ptr<Connection> FromSocket(UniqueFd fd,
-                                                Engine::Role role,
+  static std::unique_ptr<Connection> FromSocket(UniqueFd fd, Engine::Role role,
                                                 Options options,
                                                 std::string peer,
                                                 Status* out_status);
@@ -259,9 +258,10 @@ class NonBlockingConnection {
   // Connect resolves and connects the TCP socket synchronously (bounded by
   // options.handshake_timeout_ms), then starts the handshake, which the
   // event loop completes. Returns nullptr and sets |*out_status| on failure.
-  static std::unique_ptr<NonBlockingConnection> Connect(
-      const std::string& host, uint16_t port, Options options,
-      Status* out_status);
+  static std::unique_ptr<NonBlockingConnection> Connect(const std::string& host,
+                                                        uint16_t port,
+                                                        Options options,
+                                                        Status* out_status);
 
   // FromConnection takes over a Connection in any state (for example one
   // just returned by Listener::Accept). Starts the handshake if needed.
@@ -358,8 +358,8 @@ class Listener {
   // returns it with the handshake not yet run. On failure returns nullptr
   // and sets |*out_status|: kTimeout, or kIo (for example EMFILE; the
   // listener stays usable).
-  std::unique_ptr<Connection> Accept(const Options& options,
-                                     Status* out_status, int timeout_ms = -1);
+  std::unique_ptr<Connection> Accept(const Options& options, Status* out_status,
+                                     int timeout_ms = -1);
 
   void Close() { fd_.Reset(); }
 

@@ -92,7 +92,8 @@ bool AppendKeyLogLine(const std::string& path, const KeyLogEntry& entry,
   // The line holds mk[0]: it lives in a buffer that wipes itself.
   SecretArray<kMaxKeyLogLineLen> line;
   const size_t len = FormatKeyLogLine(
-      entry, std::span<char>(reinterpret_cast<char*>(line.data()), line.size()));
+      entry,
+      std::span<char>(reinterpret_cast<char*>(line.data()), line.size()));
   if (len == 0) return fail("format", EINVAL);
 
   int fd = -1;

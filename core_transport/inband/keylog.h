@@ -42,11 +42,14 @@ inline constexpr char kKeyLogEnvVar[] = "TCPCRYPT_KEYLOGFILE";
 // prints the process-wide warning on stderr.
 std::optional<std::string> KeyLogFileFromEnv();
 
-// kMaxKeyLogLineLen bounds one line (labels are at most 32 bytes).
+// kMaxKeyLogLabelLen caps the label we format (the engine's labels are 32
+// bytes of N_A, or at most 17 bytes of resumption suboption data).
+// kMaxKeyLogLineLen is the longest line:
+//   "TCPCRYPT_MK0 " label ' ' session-id ' ' cipher ' ' kab|kba ' ' mk0 '\n'
 inline constexpr size_t kMaxKeyLogLabelLen = 64;
-inline constexpr size_t kMaxKeyLogLineLen =
-    13 + 2 * kMaxKeyLogLabelLen + 1 + 2 * kSessionIdLen + 1 + 4 + 1 + 3 + 1 +
-    2 * kKLen + 1;
+inline constexpr size_t kMaxKeyLogLineLen = 13 + 2 * kMaxKeyLogLabelLen + 1 +
+                                            2 * kSessionIdLen + 1 + 4 + 1 + 3 +
+                                            1 + 2 * kKLen + 1;
 
 // FormatKeyLogLine writes the line for |entry|, newline included, into
 // |out| and returns its length, or 0 if |out| is too small or the label is

@@ -192,9 +192,9 @@ bool BuildOptions(const CommonFlags& flags, bool server, Options* out) {
   Options o;
   o.handshake_timeout_ms = flags.handshake_timeout_ms;
   if (flags.teps.empty()) {
-    o.engine.teps = server ? std::vector<Tep>{Tep::kCurve25519, Tep::kP256,
-                                              Tep::kP521}
-                           : std::vector<Tep>{Tep::kCurve25519};
+    o.engine.teps =
+        server ? std::vector<Tep>{Tep::kCurve25519, Tep::kP256, Tep::kP521}
+               : std::vector<Tep>{Tep::kCurve25519};
   } else {
     o.engine.teps.clear();
     for (const std::string& name : flags.teps) {
@@ -258,7 +258,9 @@ int Relay(NonBlockingConnection& conn, RelayEnd end, bool json) {
     for (ByteSpan p = conn.PeekPlaintext(); !p.empty();
          p = conn.PeekPlaintext()) {
       if (!WriteFdAll(STDOUT_FILENO, p)) {
-        SayError(std::string("writing to stdout: ") + std::strerror(errno));
+        const int saved_errno = errno;
+        SayError(std::string("writing to stdout: ") +
+                 std::strerror(saved_errno));
         return kExitNetwork;
       }
       conn.ConsumePlaintext(p.size());
@@ -286,13 +288,15 @@ int Relay(NonBlockingConnection& conn, RelayEnd end, bool json) {
     };
     const int timeout = conn.NextTimeoutMs();
     if (fds[0].fd < 0 && fds[1].fd < 0 && timeout < 0) {
-      SayError(conn.peer() + ": internal error: the relay has nothing to "
-                             "wait for");
+      SayError(conn.peer() +
+               ": internal error: the relay has nothing to "
+               "wait for");
       return kExitNetwork;
     }
     if (::poll(fds, 2, timeout) < 0) {
       if (errno == EINTR) continue;
-      SayError(std::string("poll: ") + std::strerror(errno));
+      const int saved_errno = errno;
+      SayError(std::string("poll: ") + std::strerror(saved_errno));
       return kExitNetwork;
     }
     conn.OnTimer();
@@ -300,15 +304,18 @@ int Relay(NonBlockingConnection& conn, RelayEnd end, bool json) {
       conn.OnReadable();
     }
     if ((fds[0].revents & (POLLOUT | POLLERR)) != 0) conn.OnWritable();
-    if ((fds[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0 && !conn.failed()) {
+    if ((fds[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0 &&
+        !conn.failed()) {
       const ssize_t n = ::read(STDIN_FILENO, buf.data(), buf.size());
       if (n < 0) {
         if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) continue;
-        SayError(std::string("reading stdin: ") + std::strerror(errno));
+        const int saved_errno = errno;
+        SayError(std::string("reading stdin: ") + std::strerror(saved_errno));
         return kExitNetwork;
       }
-      Status s = n > 0 ? conn.Write(ByteSpan(buf.data(), static_cast<size_t>(n)))
-                       : conn.Shutdown();  // stdin ended: send FINp
+      Status s = n > 0
+                     ? conn.Write(ByteSpan(buf.data(), static_cast<size_t>(n)))
+                     : conn.Shutdown();  // stdin ended: send FINp
       if (n == 0) stdin_done = true;
       if (!s.ok()) {
         SayError(conn.peer() + ": " + s.message);
@@ -366,8 +373,8 @@ void EchoOne(Connection& conn, bool json) {
       return;
     }
     if (n == 0) break;
-    s = conn.WriteAll(std::span<const uint8_t>(buf.data(),
-                                               static_cast<size_t>(n)));
+    s = conn.WriteAll(
+        std::span<const uint8_t>(buf.data(), static_cast<size_t>(n)));
     if (!s.ok()) {
       SayError(conn.peer() + ": " + s.message);
       return;
@@ -382,8 +389,10 @@ int RunServe(const std::string& listen, bool stdio, int max_connections,
   std::string host;
   uint16_t port = 0;
   if (!tcpcrypt::inband::SplitHostPort(listen, &host, &port)) {
-    SayError("--listen expects ADDR:PORT (for example 0.0.0.0:7000 or "
-             "[::]:7000), got '" + listen + "'");
+    SayError(
+        "--listen expects ADDR:PORT (for example 0.0.0.0:7000 or "
+        "[::]:7000), got '" +
+        listen + "'");
     return kExitUsage;
   }
   Options options;
@@ -457,19 +466,22 @@ int main(int argc, char** argv) {
   bool stdio = false;
   int max_connections = 256;
   CLI::App* serve = app.add_subcommand(
-      "serve", "Accept tcpcrypt connections: echo each one back (many at "
-               "once), or with --stdio relay one to stdin/stdout");
-  serve->add_option("--listen", listen,
-                    "Address and port to listen on, e.g. 0.0.0.0:7000, "
-                    "[::]:7000, 127.0.0.1:0 (0 picks a free port; the real "
-                    "one is printed as \"listening on ADDR:PORT\")")
+      "serve",
+      "Accept tcpcrypt connections: echo each one back (many at "
+      "once), or with --stdio relay one to stdin/stdout");
+  serve
+      ->add_option("--listen", listen,
+                   "Address and port to listen on, e.g. 0.0.0.0:7000, "
+                   "[::]:7000, 127.0.0.1:0 (0 picks a free port; the real "
+                   "one is printed as \"listening on ADDR:PORT\")")
       ->required()
       ->type_name("ADDR:PORT");
   serve->add_flag("--stdio", stdio,
                   "Relay exactly one connection to stdin/stdout instead of "
                   "echoing; exit once both directions have ended");
-  serve->add_option("--max-connections", max_connections,
-                    "Echo mode: most connections served at once")
+  serve
+      ->add_option("--max-connections", max_connections,
+                   "Echo mode: most connections served at once")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   AddCommonFlags(serve, &serve_flags);
@@ -478,9 +490,10 @@ int main(int argc, char** argv) {
   CommonFlags connect_flags;
   std::string target;
   CLI::App* connect = app.add_subcommand(
-      "connect", "Connect to a tcpcrypt server: stdin to the peer, the peer "
-                 "to stdout; at the end of stdin send an authenticated end "
-                 "of file; exit when the peer's stream ends");
+      "connect",
+      "Connect to a tcpcrypt server: stdin to the peer, the peer "
+      "to stdout; at the end of stdin send an authenticated end "
+      "of file; exit when the peer's stream ends");
   connect->add_option("target", target, "HOST:PORT (or [IPv6]:PORT)")
       ->required()
       ->type_name("HOST:PORT");

@@ -5,6 +5,7 @@
 #include "core_transport/inband/connection.h"
 
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -19,8 +20,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "core_transport/engine/engine.h"
 #include "core_transport/inband/keylog.h"
@@ -180,7 +179,8 @@ class TepCipherTest : public ::testing::TestWithParam<std::tuple<Tep, Cipher>> {
 };
 
 TEST_P(TepCipherTest, SameSessionIdAndDataBothWays) {
-  const auto [tep, cipher] = GetParam();
+  const Tep tep = std::get<0>(GetParam());
+  const Cipher cipher = std::get<1>(GetParam());
   auto listener = ListenLoopback();
   ASSERT_NE(listener, nullptr);
   const std::vector<uint8_t> to_server = Pattern(300000, 1);
@@ -234,8 +234,7 @@ INSTANTIATE_TEST_SUITE_P(
     All, TepCipherTest,
     ::testing::Combine(::testing::Values(Tep::kCurve25519, Tep::kP256,
                                          Tep::kP521),
-                       ::testing::Values(Cipher::kAes128Gcm,
-                                         Cipher::kAes256Gcm,
+                       ::testing::Values(Cipher::kAes128Gcm, Cipher::kAes256Gcm,
                                          Cipher::kChaCha20Poly1305)),
     [](const ::testing::TestParamInfo<std::tuple<Tep, Cipher>>& p) {
       return std::string(TepName(std::get<0>(p.param))) + "_" +
@@ -302,9 +301,9 @@ TEST(ConnectionTest, NoCommonCipherFailsTheHandshake) {
   ASSERT_NE(listener, nullptr);
   Status server_status;
   std::jthread server([&] {
-    auto conn = listener->Accept(MakeOptions({Tep::kCurve25519},
-                                             {Cipher::kAes128Gcm}),
-                                 &server_status, kTestTimeoutMs);
+    auto conn =
+        listener->Accept(MakeOptions({Tep::kCurve25519}, {Cipher::kAes128Gcm}),
+                         &server_status, kTestTimeoutMs);
     if (conn != nullptr) server_status = conn->Handshake();
   });
   Status st;
@@ -403,6 +402,36 @@ TEST(ConnectionTest, ServerHandshakeTimesOutAgainstSilentClient) {
   EXPECT_EQ(st.kind, Status::Kind::kTimeout) << st.message;
 }
 
+// A Read that times out may be retried; the connection stays usable.
+TEST(ConnectionTest, ReadTimeoutIsNotSticky) {
+  auto listener = ListenLoopback();
+  ASSERT_NE(listener, nullptr);
+  Status st;
+  std::unique_ptr<Connection> server;
+  std::jthread accept([&] {
+    Options o = MakeOptions();
+    o.io_timeout_ms = 100;
+    server = listener->Accept(o, &st, kTestTimeoutMs);
+    if (server != nullptr) st = server->Handshake();
+  });
+  Status cst;
+  auto client =
+      Connection::Connect("127.0.0.1", listener->port(), MakeOptions(), &cst);
+  ASSERT_NE(client, nullptr) << cst.message;
+  accept.join();
+  ASSERT_NE(server, nullptr);
+  ASSERT_TRUE(st.ok()) << st.message;
+  std::vector<uint8_t> buf(8);
+  EXPECT_EQ(server->Read(buf, &st), -1);
+  EXPECT_EQ(st.kind, Status::Kind::kTimeout);
+  EXPECT_NE(st.message.find("read from 127.0.0.1:"), std::string::npos)
+      << st.message;
+  EXPECT_TRUE(server->status().ok());
+  ASSERT_TRUE(client->WriteAll(Bytes("late")).ok());
+  EXPECT_EQ(ReadExact(*server, 4, &st), Bytes("late"));
+  EXPECT_TRUE(st.ok()) << st.message;
+}
+
 TEST(ConnectionTest, AcceptTimesOut) {
   auto listener = ListenLoopback();
   ASSERT_NE(listener, nullptr);
@@ -411,7 +440,8 @@ TEST(ConnectionTest, AcceptTimesOut) {
   EXPECT_EQ(st.kind, Status::Kind::kTimeout);
 }
 
-// --- end of file ---------------------------------------------------------------
+// --- end of file
+// ---------------------------------------------------------------
 
 TEST(ConnectionTest, RawCloseWithoutFinIsTruncatedNotEof) {
   auto listener = ListenLoopback();
@@ -517,7 +547,8 @@ TEST(ConnectionTest, TamperedFrameIsAnIntegrityFailure) {
     server_got = ReadToEof(*conn, &server_status);
   });
   Status st;
-  auto client = Connection::Connect("127.0.0.1", proxy_port, MakeOptions(), &st);
+  auto client =
+      Connection::Connect("127.0.0.1", proxy_port, MakeOptions(), &st);
   ASSERT_NE(client, nullptr) << st.message;
   (void)client->WriteAll(Pattern(20000, 3));
   (void)client->Shutdown();
@@ -532,7 +563,8 @@ TEST(ConnectionTest, TamperedFrameIsAnIntegrityFailure) {
   EXPECT_LT(server_got.size(), 5000u);  // nothing from the bad frame on
 }
 
-// --- resumption -----------------------------------------------------------------
+// --- resumption
+// -----------------------------------------------------------------
 
 TEST(ConnectionTest, SecondConnectionResumesWithoutPublicKeyWork) {
   auto listener = ListenLoopback();
@@ -553,8 +585,8 @@ TEST(ConnectionTest, SecondConnectionResumesWithoutPublicKeyWork) {
   };
   auto run = [&](End* server_end, End* client_end) {
     std::jthread server([&] {
-      auto conn = listener->Accept(server_options, &server_end->status,
-                                   kTestTimeoutMs);
+      auto conn =
+          listener->Accept(server_options, &server_end->status, kTestTimeoutMs);
       if (conn == nullptr) return;
       if (server_end->status = conn->Handshake(); !server_end->status.ok()) {
         return;
@@ -609,7 +641,8 @@ TEST(ConnectionTest, SecondConnectionResumesWithoutPublicKeyWork) {
   EXPECT_EQ(c2.got, Bytes("pong"));
 }
 
-// --- rekeying --------------------------------------------------------------------
+// --- rekeying
+// --------------------------------------------------------------------
 
 TEST(ConnectionTest, RekeyMidStreamInBothDirections) {
   auto listener = ListenLoopback();
@@ -625,8 +658,8 @@ TEST(ConnectionTest, RekeyMidStreamInBothDirections) {
   std::jthread server([&] {
     auto conn = listener->Accept(MakeOptions(), &server_status, kTestTimeoutMs);
     if (conn == nullptr) return;
-    std::vector<uint8_t> got = ReadExact(*conn, a1.size() + a2.size(),
-                                         &server_status);
+    std::vector<uint8_t> got =
+        ReadExact(*conn, a1.size() + a2.size(), &server_status);
     if (!server_status.ok()) return;
     std::vector<uint8_t> want = a1;
     want.insert(want.end(), a2.begin(), a2.end());
@@ -645,8 +678,8 @@ TEST(ConnectionTest, RekeyMidStreamInBothDirections) {
   });
 
   Status st;
-  auto client = Connection::Connect("127.0.0.1", listener->port(),
-                                    MakeOptions(), &st);
+  auto client =
+      Connection::Connect("127.0.0.1", listener->port(), MakeOptions(), &st);
   ASSERT_NE(client, nullptr) << st.message;
   ASSERT_TRUE(client->WriteAll(a1).ok());
   ASSERT_TRUE(client->RequestRekey().ok());
@@ -673,7 +706,8 @@ TEST(ConnectionTest, RekeyMidStreamInBothDirections) {
   EXPECT_EQ(s_remote_end, 2u);
 }
 
-// --- non-blocking connection ------------------------------------------------------
+// --- non-blocking connection
+// ------------------------------------------------------
 
 // One thread drives a NonBlockingConnection full duplex against a blocking
 // echo server: writes 4 MiB while reading the echo.
@@ -764,7 +798,8 @@ TEST(NonBlockingConnectionTest, HandshakeTimesOutThroughOnTimer) {
   EXPECT_EQ(conn->NextTimeoutMs(), -1);
 }
 
-// --- key log ----------------------------------------------------------------------
+// --- key log
+// ----------------------------------------------------------------------
 
 std::vector<std::string> SplitWords(const std::string& line) {
   std::istringstream in(line);
@@ -806,7 +841,7 @@ TEST(KeyLogTest, BothEndsLogTheSameLine) {
   (void)ReadToEof(*client, &st);
   server.join();
 
-  struct stat sb{};
+  struct stat sb {};
   ASSERT_EQ(::stat(path.c_str(), &sb), 0);
   EXPECT_EQ(sb.st_mode & 0777, 0600u);
   std::ifstream in(path);
@@ -849,7 +884,8 @@ TEST(KeyLogTest, FormatKeyLogLine) {
   EXPECT_EQ(FormatKeyLogLine(e, tiny), 0u);
 }
 
-// --- helpers ----------------------------------------------------------------------
+// --- helpers
+// ----------------------------------------------------------------------
 
 TEST(HostPortTest, SplitAndFormat) {
   std::string host;

@@ -6,6 +6,7 @@
 // test. Every wait is bounded.
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>
 #include <poll.h>
@@ -24,12 +25,9 @@
 #include <cstring>
 #include <memory>
 #include <optional>
-#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "core_transport/inband/connection.h"
 
@@ -43,7 +41,8 @@ using Clock = std::chrono::steady_clock;
 const std::string kCli = TCPCRYPT_BINARY_DIR "/sdk/tcpcrypt";
 constexpr int kWaitMs = 20000;
 
-// --- child processes -----------------------------------------------------------
+// --- child processes
+// -----------------------------------------------------------
 
 // Child is a spawned process with pipes to its stdin/stdout/stderr. The
 // destructor SIGKILLs and reaps it if it is still running.
@@ -81,8 +80,8 @@ class Child {
     if (pipes.in) {
       posix_spawn_file_actions_adddup2(&fa, in_r.get(), STDIN_FILENO);
     } else {
-      posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null",
-                                       O_RDONLY, 0);
+      posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY,
+                                       0);
     }
     if (pipes.out) {
       posix_spawn_file_actions_adddup2(&fa, out_w.get(), STDOUT_FILENO);
@@ -92,7 +91,8 @@ class Child {
     }
     posix_spawn_file_actions_adddup2(&fa, err_w.get(), STDERR_FILENO);
     std::vector<char*> args;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    for (const std::string& a : argv)
+      args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
     const int rc = ::posix_spawnp(&child->pid_, args[0], &fa, nullptr,
                                   args.data(), environ);
@@ -130,8 +130,8 @@ class Child {
       int status = 0;
       const pid_t r = ::waitpid(pid_, &status, WNOHANG);
       if (r == pid_) {
-        exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status)
-                                         : 128 + WTERMSIG(status);
+        exit_status_ =
+            WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
         break;
       }
       if (Clock::now() > deadline) return std::nullopt;
@@ -221,25 +221,48 @@ std::unique_ptr<Child> StartServer(const std::vector<std::string>& extra,
     ADD_FAILURE() << "server printed nothing: " << server->err_text();
     return nullptr;
   }
-  std::smatch m;
   const std::string text = server->err_text();
-  if (!std::regex_search(text, m,
-                         std::regex("listening on 127\\.0\\.0\\.1:([0-9]+)\n"))) {
+  const std::string kPrefix = "listening on 127.0.0.1:";
+  const size_t at = text.find(kPrefix);
+  const size_t eol = text.find('\n', at);
+  if (at == std::string::npos || eol == std::string::npos) {
     ADD_FAILURE() << "no 'listening on' line: " << text;
     return nullptr;
   }
-  *out_port = static_cast<uint16_t>(std::stoi(m[1]));
+  const std::string digits =
+      text.substr(at + kPrefix.size(), eol - at - kPrefix.size());
+  const unsigned long port = std::strtoul(digits.c_str(), nullptr, 10);
+  if (digits.empty() || port == 0 || port > 65535 ||
+      digits.find_first_not_of("0123456789") != std::string::npos) {
+    ADD_FAILURE() << "bad port in: " << text;
+    return nullptr;
+  }
+  *out_port = static_cast<uint16_t>(port);
   return server;
 }
 
+// SessionIds finds every "<prefix><66 hex digits><suffix>" in |text| and
+// returns the hex digits. |suffix| is matched up to the first '*', which
+// stands for "anything up to the end of the line".
 std::vector<std::string> SessionIds(const std::string& text,
-                                    const char* pattern =
-                                        "session-id: ([0-9a-f]{66})\n") {
+                                    std::string_view prefix = "session-id: ",
+                                    std::string_view suffix = "\n") {
   std::vector<std::string> ids;
-  const std::regex re(pattern);
-  for (auto it = std::sregex_iterator(text.begin(), text.end(), re);
-       it != std::sregex_iterator(); ++it) {
-    ids.push_back((*it)[1]);
+  const size_t star = suffix.find('*');
+  const std::string_view fixed = suffix.substr(0, star);
+  for (size_t at = text.find(prefix); at != std::string::npos;
+       at = text.find(prefix, at + 1)) {
+    const size_t hex_at = at + prefix.size();
+    if (text.size() < hex_at + 66 + fixed.size()) continue;
+    const std::string hex = text.substr(hex_at, 66);
+    if (hex.find_first_not_of("0123456789abcdef") != std::string::npos)
+      continue;
+    if (text.compare(hex_at + 66, fixed.size(), fixed) != 0) continue;
+    if (star != std::string_view::npos &&
+        text.find('\n', hex_at + 66 + fixed.size()) == std::string::npos) {
+      continue;
+    }
+    ids.push_back(hex);
   }
   return ids;
 }
@@ -257,14 +280,15 @@ class CliTest : public ::testing::Test {
   }
 };
 
-// --- (a) both ends print the same session ID --------------------------------------
+// --- (a) both ends print the same session ID
+// --------------------------------------
 
 TEST_F(CliTest, BothEndsPrintTheSameSessionId) {
   uint16_t port = 0;
   auto server = StartServer({"--stdio"}, {.in = true, .out = true}, &port);
   ASSERT_NE(server, nullptr);
-  auto client = Child::Spawn({kCli, "connect", Target(port)},
-                             {.in = true, .out = true});
+  auto client =
+      Child::Spawn({kCli, "connect", Target(port)}, {.in = true, .out = true});
   ASSERT_NE(client, nullptr);
 
   const std::string ping = "ping from the client\n";
@@ -296,9 +320,9 @@ TEST_F(CliTest, BothEndsPrintTheSameSessionId) {
 
 TEST_F(CliTest, JsonReportsAndChosenAlgorithms) {
   uint16_t port = 0;
-  auto server = StartServer({"--stdio", "--json", "--cipher",
-                             "chacha20poly1305,aes128gcm"},
-                            {}, &port);
+  auto server = StartServer(
+      {"--stdio", "--json", "--cipher", "chacha20poly1305,aes128gcm"}, {},
+      &port);
   ASSERT_NE(server, nullptr);
   auto client = Child::Spawn(
       {kCli, "connect", "--json", "--tep", "p256", "--tep", "curve25519",
@@ -309,19 +333,22 @@ TEST_F(CliTest, JsonReportsAndChosenAlgorithms) {
   EXPECT_EQ(server->Wait(), 0);
   client->DrainErr();
   server->DrainErr();
-  const char* kJson =
-      "\\{\"session_id\":\"([0-9a-f]{66})\",\"tep\":\"curve25519\","
-      "\"cipher\":\"chacha20poly1305\",\"resumed\":false,\"peer\":"
-      "\"127\\.0\\.0\\.1:[0-9]+\"\\}\n";
-  const auto client_ids = SessionIds(client->err_text(), kJson);
-  const auto server_ids = SessionIds(server->err_text(), kJson);
+  constexpr std::string_view kJsonPrefix = "{\"session_id\":\"";
+  constexpr std::string_view kJsonSuffix =
+      "\",\"tep\":\"curve25519\",\"cipher\":\"chacha20poly1305\","
+      "\"resumed\":false,\"peer\":\"127.0.0.1:*";
+  const auto client_ids =
+      SessionIds(client->err_text(), kJsonPrefix, kJsonSuffix);
+  const auto server_ids =
+      SessionIds(server->err_text(), kJsonPrefix, kJsonSuffix);
   ASSERT_EQ(client_ids.size(), 1u) << client->err_text();
   ASSERT_EQ(server_ids.size(), 1u) << server->err_text();
   EXPECT_EQ(client_ids[0], server_ids[0]);
   EXPECT_EQ(client->err_text().find("session-id:"), std::string::npos);
 }
 
-// --- (b) 1 GiB through the echo server -----------------------------------------------
+// --- (b) 1 GiB through the echo server
+// -----------------------------------------------
 
 // Stream is a deterministic pseudo-random byte stream (xorshift64*).
 class Stream {
@@ -343,7 +370,9 @@ class Stream {
 struct Sha256 {
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx{EVP_MD_CTX_new(),
                                                               &EVP_MD_CTX_free};
-  Sha256() { EXPECT_EQ(EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr), 1); }
+  Sha256() {
+    EXPECT_EQ(EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr), 1);
+  }
   void Update(const void* p, size_t n) {
     EXPECT_EQ(EVP_DigestUpdate(ctx.get(), p, n), 1);
   }
@@ -367,8 +396,8 @@ TEST_F(CliTest, OneGibThroughTheEchoServer) {
   uint16_t port = 0;
   auto server = StartServer({}, {}, &port);
   ASSERT_NE(server, nullptr);
-  auto client = Child::Spawn({kCli, "connect", Target(port)},
-                             {.in = true, .out = true});
+  auto client =
+      Child::Spawn({kCli, "connect", Target(port)}, {.in = true, .out = true});
   ASSERT_NE(client, nullptr);
 
   const size_t total = EchoBytes();
@@ -441,7 +470,8 @@ TEST_F(CliTest, EchoServesManyConnectionsConcurrently) {
   for (int i = 0; i < kClients; ++i) {
     inputs[i].resize(kBytes);
     for (size_t k = 0; k < kBytes; ++k) {
-      inputs[i][k] = static_cast<char>('a' + (k * 7 + static_cast<size_t>(i)) % 26);
+      inputs[i][k] =
+          static_cast<char>('a' + (k * 7 + static_cast<size_t>(i)) % 26);
     }
     writers.emplace_back([&, i] {
       (void)WriteAllFd(clients[i]->in(),
@@ -460,8 +490,8 @@ TEST_F(CliTest, EchoServesManyConnectionsConcurrently) {
   readers.clear();  // joins
   for (int i = 0; i < kClients; ++i) {
     EXPECT_EQ(clients[i]->Wait(), 0) << i;
-    EXPECT_TRUE(outputs[i] == inputs[i]) << "client " << i << " got "
-                                         << outputs[i].size() << " bytes";
+    EXPECT_TRUE(outputs[i] == inputs[i])
+        << "client " << i << " got " << outputs[i].size() << " bytes";
   }
   server->ReadErrUntil("session-id", 2000);
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -473,11 +503,13 @@ TEST_F(CliTest, EchoServesManyConnectionsConcurrently) {
       << server->err_text();
 }
 
-// --- (c) nothing readable on the wire ---------------------------------------------
+// --- (c) nothing readable on the wire
+// ---------------------------------------------
 
 bool HaveTcpdump() {
   for (const char* dir : {"/usr/sbin/", "/usr/bin/", "/sbin/", "/bin/"}) {
-    if (::access((std::string(dir) + "tcpdump").c_str(), X_OK) == 0) return true;
+    if (::access((std::string(dir) + "tcpdump").c_str(), X_OK) == 0)
+      return true;
   }
   return false;
 }
@@ -519,22 +551,21 @@ TEST_F(CliTest, CaptureShowsNoPlaintext) {
 
   // --immediate-mode: hand each packet over at once, so none is still in
   // the kernel's ring when tcpdump is stopped.
-  auto tcpdump = Child::Spawn({"tcpdump", "-i", "lo", "-n", "-U",
-                               "--immediate-mode", "-s", "0", "-w", pcap,
-                               "tcp port " + std::to_string(port)},
-                              {});
+  auto tcpdump =
+      Child::Spawn({"tcpdump", "-i", "lo", "-n", "-U", "--immediate-mode", "-s",
+                    "0", "-w", pcap, "tcp port " + std::to_string(port)},
+                   {});
   ASSERT_NE(tcpdump, nullptr);
   if (!tcpdump->ReadErrUntil("listening on", 10000)) {
-    GTEST_SKIP() << "tcpdump could not capture on lo: "
-                 << tcpdump->err_text();
+    GTEST_SKIP() << "tcpdump could not capture on lo: " << tcpdump->err_text();
   }
 
   // The canary goes through tcpcrypt and must not appear in the capture...
   const std::string kCanary = "TCPCRYPT-PLAINTEXT-CANARY";
   std::string canary;
   while (canary.size() < (64 << 10)) canary += kCanary;
-  auto client = Child::Spawn({kCli, "connect", Target(port)},
-                             {.in = true, .out = true});
+  auto client =
+      Child::Spawn({kCli, "connect", Target(port)}, {.in = true, .out = true});
   ASSERT_NE(client, nullptr);
   std::jthread writer([&] {
     (void)WriteAllFd(client->in(),
@@ -567,7 +598,7 @@ TEST_F(CliTest, CaptureShowsNoPlaintext) {
   off_t last_size = -1;
   for (int stable = 0, i = 0; stable < 3 && i < 50; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    struct stat sb{};
+    struct stat sb {};
     const off_t size = ::stat(pcap.c_str(), &sb) == 0 ? sb.st_size : -1;
     stable = size == last_size ? stable + 1 : 0;
     last_size = size;
@@ -583,7 +614,8 @@ TEST_F(CliTest, CaptureShowsNoPlaintext) {
   EXPECT_FALSE(Contains(captured, "PLAINTEXT-CANARY"));
 }
 
-// --- (d) failures and exit codes ----------------------------------------------------
+// --- (d) failures and exit codes
+// ----------------------------------------------------
 
 TEST_F(CliTest, ClosedPortExitsTwo) {
   UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -646,8 +678,7 @@ TEST_F(CliTest, UsageErrorsExitOneAndHelpExitsZero) {
   EXPECT_NE(text.find("tcpcrypt serve --listen"), std::string::npos);
 
   for (const std::vector<std::string>& argv :
-       {std::vector<std::string>{kCli},
-        std::vector<std::string>{kCli, "serve"},
+       {std::vector<std::string>{kCli}, std::vector<std::string>{kCli, "serve"},
         std::vector<std::string>{kCli, "connect", "no-port"},
         std::vector<std::string>{kCli, "connect", "--tep", "rsa",
                                  "127.0.0.1:1"},

@@ -6,6 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libssl-dev libsodium-dev
+  protobuf-compiler libprotobuf-dev libsqlite3-dev
   libgtest-dev libgmock-dev
   libcli11-dev nlohmann-json3-dev
   clang-14 libclang-rt-14-dev

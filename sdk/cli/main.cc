@@ -31,6 +31,7 @@
 
 #include "core_transport/engine/engine.h"
 #include "core_transport/inband/connection.h"
+#include "sdk/cli/user_command.h"
 
 namespace {
 
@@ -72,6 +73,7 @@ Exit status:
   2  network or I/O failure (refused, unreachable, timed out, reset)
   3  tcpcrypt failure: the peer does not speak tcpcrypt, negotiation
      failed, or the stream failed authentication or was truncated
+  4  user store error (tcpcrypt user ...)
 )";
 
 // --- output ---------------------------------------------------------------
@@ -500,6 +502,9 @@ int main(int argc, char** argv) {
   AddCommonFlags(connect, &connect_flags);
   connect->footer(kFooter);
 
+  tcpcrypt::cli::UserCommand user_cmd;
+  tcpcrypt::cli::AddUserCommand(app, &user_cmd);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -511,6 +516,7 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
 
+  if (user_cmd.app->parsed()) return tcpcrypt::cli::RunUserCommand(user_cmd);
   if (serve->parsed()) {
     return RunServe(listen, stdio, max_connections, serve_flags);
   }

@@ -1,0 +1,158 @@
+// options.h: configuration of Client and Server, with safe defaults.
+//
+// The defaults encrypt (tcpcrypt required), offer Curve25519 (one round trip
+// less), prefer AES-128-GCM, resume sessions, and authenticate nobody: an
+// application adds authentication by listing mechanisms. Every time-out is
+// finite by default.
+#ifndef TCPCRYPT_OPTIONS_H_
+#define TCPCRYPT_OPTIONS_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tcpcrypt {
+
+// Encryption policy.
+enum class Encryption {
+  kRequire,  // tcpcrypt (or TLS 1.3 when allowed), or fail
+  kPrefer,   // tcpcrypt if the peer speaks it, else plain TCP (no session ID)
+  kDisable,  // plain TCP
+};
+
+enum class KeyExchange { kCurve25519, kP256, kP521 };  // RFC 8548 TEPs
+enum class Aead { kAes128Gcm, kAes256Gcm, kChaCha20Poly1305 };
+
+// Authenticators; each endorses the channel binding (the tcpcrypt session
+// ID, or the TLS 1.3 exporter).
+enum class AuthMechanism {
+  kCmacPassword,  // mutual password proof (fast; the server's verifier is password-equivalent)
+  kPake,          // SPAKE2+ (RFC 9383): mutual password, server stores no password equivalent
+  kX509,          // batch-signed server certificate (optionally client certificates)
+  kTicket,        // symmetric re-authentication with a ticket from an earlier session
+};
+
+// Argon2id cost for password records. Records made with weaker settings
+// are re-hashed at the user's next successful login.
+enum class PasswordHashing {
+  kInteractive,          // 64 MiB, 2 passes (libsodium "interactive")
+  kModerate,             // 256 MiB, 3 passes
+  kMinimumForTestsOnly,  // the library minimum: for tests, never for users
+};
+
+// What protects a Session.
+enum class Channel { kTcpcrypt, kTls13, kPlain };
+
+std::string_view AuthMechanismName(AuthMechanism m);  // "cmac", "pake", "x509", "ticket"
+std::string_view ChannelName(Channel c);              // "tcpcrypt", "tls1.3", "plain"
+
+struct Timeouts {
+  int connect_ms = 10000;    // TCP connect
+  int handshake_ms = 10000;  // tcpcrypt or TLS handshake
+  int auth_ms = 15000;       // the whole authentication exchange
+  int io_ms = 0;             // each blocking read/write after that; 0 = none
+};
+
+// Password holds a password in memory that is wiped on destruction. It is
+// not copyable; share it with std::shared_ptr.
+class Password {
+ public:
+  explicit Password(std::string_view text);
+  ~Password();
+  Password(const Password&) = delete;
+  Password& operator=(const Password&) = delete;
+  std::string_view view() const;
+
+ private:
+  std::unique_ptr<char[]> bytes_;
+  size_t size_ = 0;
+};
+
+struct ClientOptions {
+  Encryption encryption = Encryption::kRequire;
+  // "tcpcrypt, else TLS 1.3": when the server does not speak tcpcrypt,
+  // reconnect with TLS 1.3 (needs ca_file). Authenticators then endorse the
+  // TLS exporter instead of the session ID; the application does not change.
+  bool tls_fallback = false;
+
+  std::vector<KeyExchange> key_exchanges = {KeyExchange::kCurve25519};
+  std::vector<Aead> aeads = {Aead::kAes128Gcm, Aead::kChaCha20Poly1305, Aead::kAes256Gcm};
+
+  // Authentication: what this client can run, in its order of preference.
+  // Empty: no authentication (the session is encrypted but anonymous).
+  std::vector<AuthMechanism> mechanisms;
+  // Whether the server must authenticate itself (fail if it runs nothing).
+  bool require_server_authentication = true;
+  std::string user;                    // for password mechanisms
+  std::shared_ptr<const Password> password;
+  // The host name (or IP) the server's X.509 certificate must match.
+  // Empty: the host passed to Connect.
+  std::string server_name;
+  // The realm password records are bound to; must equal the server's
+  // ServerOptions::realm.
+  std::string realm = "tcpcrypt";
+  std::string ca_file;           // trust anchors for X.509 and TLS (PEM)
+  std::string client_cert_file;  // optional client certificate chain (PEM)
+  std::string client_key_file;
+
+  // RFC 8548 §3.5 resumption (cache session secrets per server), and ticket
+  // re-authentication (paper §4.1): both on by default.
+  bool resumption = true;
+  bool tickets = true;
+
+  Timeouts timeouts;
+  size_t max_auth_message = 64 * 1024;
+};
+
+struct ServerOptions {
+  Encryption encryption = Encryption::kRequire;
+  // Serve TLS 1.3 on the same port (told apart by the first byte), with
+  // cert_file / key_file.
+  bool accept_tls = false;
+  std::string cert_file;  // PEM chain, leaf first (X.509 mechanism and TLS)
+  std::string key_file;   // PEM private key (ECDSA P-256, Ed25519 or RSA)
+
+  // Highest priority first.
+  std::vector<KeyExchange> key_exchanges = {KeyExchange::kCurve25519, KeyExchange::kP256,
+                                            KeyExchange::kP521};
+  std::vector<Aead> aeads = {Aead::kAes128Gcm, Aead::kChaCha20Poly1305, Aead::kAes256Gcm};
+
+  // Acceptable authentication plans, best first; a plan of two runs both in
+  // order (for example {kX509, kCmacPassword}: the paper's "signing plus
+  // CMAC"). Empty: no authentication.
+  std::vector<std::vector<AuthMechanism>> plans;
+  // The paper's mandatory application-aware mode: refuse clients that
+  // cannot run any plan. If false, they are served unauthenticated.
+  bool require_authentication = true;
+  std::string users_file;  // SQLite verifier store (tcpcrypt user add ...)
+  std::string realm = "tcpcrypt";
+  PasswordHashing password_hashing = PasswordHashing::kInteractive;
+  std::string client_ca_file;  // ask clients for certificates (mutual X.509)
+  bool issue_tickets = true;
+  bool resumption = true;
+
+  // A server ephemeral key pair serves at most this many handshakes, and
+  // this long (RFC 8548 §8: "limit the lifetime").
+  uint32_t ephemeral_key_max_uses = 1024;
+  uint64_t ephemeral_key_max_age_ms = 60000;
+
+  Timeouts timeouts;
+  size_t max_pending_handshakes = 4096;
+  size_t max_auth_message = 64 * 1024;
+  int backlog = 1024;
+};
+
+// PeerIdentity is what authentication established about the peer.
+struct PeerIdentity {
+  AuthMechanism mechanism = AuthMechanism::kCmacPassword;
+  std::string name;  // user name, or certificate host / subject
+  std::map<std::string, std::string> attributes;
+};
+
+}  // namespace tcpcrypt
+
+#endif  // TCPCRYPT_OPTIONS_H_

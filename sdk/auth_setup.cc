@@ -1,0 +1,242 @@
+#include "sdk/auth_setup.h"
+
+#include <algorithm>
+
+#include "auth/cmac_password/cmac_password.h"
+#include "auth/pake2plus/pake2plus.h"
+#include "auth/x509_batch/pem.h"
+#include "auth/x509_batch/x509_batch.h"
+#include "core_transport/engine/rng.h"
+
+namespace tcpcrypt::sdk {
+
+auth::Mechanism ToAuth(AuthMechanism m) {
+  switch (m) {
+    case AuthMechanism::kCmacPassword: return auth::Mechanism::kCmacPassword;
+    case AuthMechanism::kPake: return auth::Mechanism::kPake2Plus;
+    case AuthMechanism::kX509: return auth::Mechanism::kX509Batch;
+    case AuthMechanism::kTicket: return auth::Mechanism::kTicket;
+  }
+  return auth::Mechanism::kCmacPassword;
+}
+
+AuthMechanism FromAuth(auth::Mechanism m) {
+  switch (m) {
+    case auth::Mechanism::kCmacPassword: return AuthMechanism::kCmacPassword;
+    case auth::Mechanism::kPake2Plus: return AuthMechanism::kPake;
+    case auth::Mechanism::kX509Batch: return AuthMechanism::kX509;
+    case auth::Mechanism::kTicket: return AuthMechanism::kTicket;
+  }
+  return AuthMechanism::kCmacPassword;
+}
+
+PeerIdentity FromAuth(const auth::PeerIdentity& id) {
+  return PeerIdentity{FromAuth(id.mechanism), id.name, id.attributes};
+}
+
+auth::KdfParams ToKdfParams(PasswordHashing h) {
+  switch (h) {
+    case PasswordHashing::kInteractive:
+      return auth::KdfParams::Interactive();
+    case PasswordHashing::kModerate: {
+      auth::KdfParams p = auth::KdfParams::Interactive();
+      p.opslimit = 3;
+      p.memlimit = 256ull << 20;
+      return p;
+    }
+    case PasswordHashing::kMinimumForTestsOnly:
+      return auth::KdfParams::ForTests();
+  }
+  return auth::KdfParams::Interactive();
+}
+
+namespace {
+
+bool Needs(const std::vector<AuthMechanism>& ms, AuthMechanism m) {
+  return std::find(ms.begin(), ms.end(), m) != ms.end();
+}
+
+}  // namespace
+
+StatusOr<std::shared_ptr<ClientAuth>> ClientAuth::Create(const ClientOptions& o) {
+  auto a = std::make_shared<ClientAuth>();
+  for (AuthMechanism m : o.mechanisms) {
+    if (m == AuthMechanism::kTicket) continue;  // offered automatically
+    a->mechanisms_.push_back(m);
+  }
+  a->required_ = o.require_server_authentication;
+  a->user_ = o.user;
+  a->realm_ = o.realm;
+  a->server_name_ = o.server_name;
+  a->max_message_ = o.max_auth_message;
+  if (Needs(a->mechanisms_, AuthMechanism::kCmacPassword) ||
+      Needs(a->mechanisms_, AuthMechanism::kPake)) {
+    if (o.user.empty() || o.password == nullptr || o.password->view().empty()) {
+      return Status(StatusCode::kInvalidArgument,
+                    "password mechanisms need ClientOptions::user and ::password");
+    }
+    const std::string_view pw = o.password->view();
+    a->password_ = std::make_shared<SecretBuffer>(
+        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(pw.data()), pw.size()));
+  }
+  if (Needs(a->mechanisms_, AuthMechanism::kX509)) {
+    if (o.ca_file.empty()) {
+      return Status(StatusCode::kInvalidArgument,
+                    "the x509 mechanism needs ClientOptions::ca_file (trust anchors)");
+    }
+    std::string error;
+    a->trust_ = auth::x509::LoadCaBundlePem(o.ca_file, &error);
+    if (a->trust_ == nullptr) return Status(StatusCode::kInvalidArgument, error);
+    if (!o.client_cert_file.empty()) {
+      if (!auth::x509::LoadCertificateChainPem(o.client_cert_file, &a->client_chain_, &error)) {
+        return Status(StatusCode::kInvalidArgument, error);
+      }
+      a->client_key_ = auth::x509::LoadPrivateKeyPem(o.client_key_file, &error);
+      if (a->client_key_ == nullptr) return Status(StatusCode::kInvalidArgument, error);
+    }
+  }
+  if (o.tickets && !a->mechanisms_.empty()) a->tickets_ = std::make_shared<auth::TicketStore>();
+  return a;
+}
+
+auth::ClientConfig ClientAuth::Config(const std::string& host) const {
+  auth::ClientConfig c;
+  c.user = user_;
+  c.realm = realm_;
+  c.required = required_;
+  c.tickets = tickets_;
+  c.max_message = max_message_;
+  for (AuthMechanism m : mechanisms_) {
+    switch (m) {
+      case AuthMechanism::kCmacPassword:
+        c.mechanisms.emplace_back(auth::Mechanism::kCmacPassword,
+                                  auth::cmac::ClientFactory(password_));
+        break;
+      case AuthMechanism::kPake:
+        c.mechanisms.emplace_back(auth::Mechanism::kPake2Plus,
+                                  auth::pake::ClientFactory(password_));
+        break;
+      case AuthMechanism::kX509: {
+        auth::x509::ClientConfig xc;
+        xc.trust = trust_;
+        xc.client_key = client_key_;
+        xc.client_chain_der = client_chain_;
+        // The certificate must match the host, not the password realm.
+        auth::MechanismFactory inner = auth::x509::ClientFactory(xc);
+        const std::string expected = server_name_.empty() ? host : server_name_;
+        c.mechanisms.emplace_back(auth::Mechanism::kX509Batch,
+                                  [inner, expected](const auth::Context& ctx) {
+                                    auth::Context with_host = ctx;
+                                    with_host.realm = expected;
+                                    return inner(with_host);
+                                  });
+        break;
+      }
+      case AuthMechanism::kTicket:
+        break;
+    }
+  }
+  return c;
+}
+
+StatusOr<std::shared_ptr<ServerAuth>> ServerAuth::Create(const ServerOptions& o) {
+  auto a = std::make_shared<ServerAuth>();
+  a->plans_ = o.plans;
+  a->required_ = o.require_authentication;
+  a->realm_ = o.realm;
+  a->max_message_ = o.max_auth_message;
+  a->target_ = ToKdfParams(o.password_hashing);
+  bool password = false, x509 = false;
+  for (const auto& plan : o.plans) {
+    if (plan.empty()) return Status(StatusCode::kInvalidArgument, "an authentication plan is empty");
+    for (AuthMechanism m : plan) {
+      if (m == AuthMechanism::kTicket) {
+        return Status(StatusCode::kInvalidArgument,
+                      "kTicket is not a plan; set ServerOptions::issue_tickets");
+      }
+      password |= m == AuthMechanism::kCmacPassword || m == AuthMechanism::kPake;
+      x509 |= m == AuthMechanism::kX509;
+    }
+  }
+  std::string error;
+  if (password) {
+    if (o.users_file.empty()) {
+      return Status(StatusCode::kInvalidArgument,
+                    "password mechanisms need ServerOptions::users_file");
+    }
+    a->store_ = auth::SqliteVerifierStore::Open(o.users_file, &error);
+    if (a->store_ == nullptr) return Status(StatusCode::kInvalidArgument, error);
+    a->throttle_ = std::make_shared<auth::FailureWindowThrottle>(10, 60000);
+  }
+  if (x509) {
+    if (o.cert_file.empty() || o.key_file.empty()) {
+      return Status(StatusCode::kInvalidArgument,
+                    "the x509 mechanism needs ServerOptions::cert_file and ::key_file");
+    }
+    if (!auth::x509::LoadCertificateChainPem(o.cert_file, &a->chain_, &error)) {
+      return Status(StatusCode::kInvalidArgument, error);
+    }
+    auto key = auth::x509::LoadPrivateKeyPem(o.key_file, &error);
+    if (key == nullptr) return Status(StatusCode::kInvalidArgument, error);
+    a->signer_ = auth::x509::BatchSigner::Create(std::move(key), &error);
+    if (a->signer_ == nullptr) return Status(StatusCode::kInvalidArgument, error);
+    if (!o.client_ca_file.empty()) {
+      a->client_ca_ = auth::x509::LoadCaBundlePem(o.client_ca_file, &error);
+      if (a->client_ca_ == nullptr) return Status(StatusCode::kInvalidArgument, error);
+    }
+    auth::x509::ServerConfig check;
+    check.signer = a->signer_;
+    check.chain_der = a->chain_;
+    if (!auth::x509::CheckServerConfig(check, &error)) {
+      return Status(StatusCode::kInvalidArgument, error);
+    }
+  }
+  if (o.issue_tickets && !o.plans.empty()) {
+    a->tickets_ = std::make_shared<auth::TicketIssuer>(auth::TicketPolicy{},
+                                                       SystemRng::Instance());
+  }
+  return a;
+}
+
+auth::ServerConfig ServerAuth::Config() const {
+  auth::ServerConfig c;
+  c.realm = realm_;
+  c.required = required_;
+  c.throttle = throttle_;
+  c.tickets = tickets_;
+  c.max_message = max_message_;
+  bool cmac = false, pake = false, x509 = false;
+  for (const auto& plan : plans_) {
+    std::vector<auth::Mechanism> p;
+    for (AuthMechanism m : plan) {
+      p.push_back(ToAuth(m));
+      cmac |= m == AuthMechanism::kCmacPassword;
+      pake |= m == AuthMechanism::kPake;
+      x509 |= m == AuthMechanism::kX509;
+    }
+    c.plans.push_back(std::move(p));
+  }
+  if (cmac) {
+    c.mechanisms.emplace_back(
+        auth::Mechanism::kCmacPassword,
+        auth::cmac::ServerFactory({.store = store_.get(), .decoy = &decoy_,
+                                   .target = target_, .rng = nullptr}));
+  }
+  if (pake) {
+    c.mechanisms.emplace_back(
+        auth::Mechanism::kPake2Plus,
+        auth::pake::ServerFactory({.store = store_.get(), .decoy = &decoy_,
+                                   .target = target_, .rng = nullptr}));
+  }
+  if (x509) {
+    auth::x509::ServerConfig xc;
+    xc.signer = signer_;
+    xc.chain_der = chain_;
+    xc.require_client_cert = client_ca_ != nullptr;
+    xc.client_ca = client_ca_;
+    c.mechanisms.emplace_back(auth::Mechanism::kX509Batch, auth::x509::ServerFactory(xc));
+  }
+  return c;
+}
+
+}  // namespace tcpcrypt::sdk

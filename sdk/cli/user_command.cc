@@ -1,0 +1,157 @@
+#include "sdk/cli/user_command.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <memory>
+
+#include "auth/cmac_password/cmac_password.h"
+#include "auth/common/verifier_store.h"
+#include "auth/pake2plus/pake2plus.h"
+#include "core_transport/engine/rng.h"
+#include "sdk/cli/password_input.h"
+
+namespace tcpcrypt::cli {
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitUsage = 1;
+constexpr int kExitStore = 4;
+
+int Fail(const std::string& msg, int code) {
+  std::fprintf(stderr, "tcpcrypt: %s\n", msg.c_str());
+  return code;
+}
+
+bool KdfFromName(const std::string& name, auth::KdfParams* out) {
+  if (name == "interactive") {
+    *out = auth::KdfParams::Interactive();
+  } else if (name == "moderate") {
+    *out = auth::KdfParams::Interactive();
+    out->opslimit = 3;
+    out->memlimit = 256ull << 20;
+  } else if (name == "test") {
+    *out = auth::KdfParams::ForTests();
+  } else {
+    return false;
+  }
+  return true;
+}
+
+void AddCommon(CLI::App* sub, UserCommand* cmd, bool with_name) {
+  if (with_name) sub->add_option("name", cmd->name, "User name")->required();
+  sub->add_option("--users", cmd->users_file, "The verifier store (SQLite file)")
+      ->required()
+      ->type_name("FILE");
+  sub->add_option("--realm", cmd->realm,
+                  "The server's realm (its name); passwords are bound to it")
+      ->capture_default_str();
+}
+
+// SetPassword writes both password records (CMAC and SPAKE2+) for one user.
+int SetPassword(const UserCommand& cmd, bool is_new) {
+  auth::KdfParams params;
+  if (!KdfFromName(cmd.kdf, &params)) {
+    return Fail("--kdf must be interactive, moderate or test", kExitUsage);
+  }
+  std::string error;
+  auto store = auth::SqliteVerifierStore::Open(cmd.users_file, &error);
+  if (store == nullptr) return Fail(error, kExitStore);
+  const bool exists =
+      store->Find(cmd.name, cmd.realm, auth::Mechanism::kCmacPassword).has_value() ||
+      store->Find(cmd.name, cmd.realm, auth::Mechanism::kPake2Plus).has_value();
+  if (is_new && exists) {
+    return Fail("user '" + cmd.name + "' already exists in realm '" + cmd.realm +
+                    "' (use 'tcpcrypt user passwd')",
+                kExitStore);
+  }
+  if (!is_new && !exists) {
+    return Fail("no user '" + cmd.name + "' in realm '" + cmd.realm + "'", kExitStore);
+  }
+  auto password = ReadPassword(cmd.password_file, "", "Password for " + cmd.name + ": ",
+                               /*confirm=*/true, &error);
+  if (password == nullptr) return Fail(error, kExitUsage);
+  const std::string_view pw(reinterpret_cast<const char*>(password->data()), password->size());
+  auth::VerifierRecord cmac_record, pake_record;
+  if (!auth::cmac::MakeRecord(cmd.name, cmd.realm, pw, params, SystemRng::Instance(),
+                              &cmac_record) ||
+      !auth::pake::MakeRecord(cmd.name, cmd.realm, pw, params, SystemRng::Instance(),
+                              &pake_record)) {
+    return Fail("could not derive the password verifiers (out of memory?)", kExitStore);
+  }
+  if (!store->Put(cmac_record) || !store->Put(pake_record)) {
+    return Fail("could not write to " + cmd.users_file, kExitStore);
+  }
+  std::fprintf(stderr, "%s user '%s' in realm '%s' (cmac, pake)\n",
+               is_new ? "added" : "updated", cmd.name.c_str(), cmd.realm.c_str());
+  return kExitOk;
+}
+
+}  // namespace
+
+void AddUserCommand(CLI::App& app, UserCommand* cmd) {
+  cmd->app = app.add_subcommand(
+      "user", "Manage the users of a password server (the verifier store)");
+  cmd->app->require_subcommand(1);
+  cmd->app->footer(R"(The store keeps salts, KDF parameters and verifiers, never passwords.
+Passwords come from a no-echo prompt, --password-file, or standard input.
+
+Examples:
+  tcpcrypt user add alice --users users.db
+  tcpcrypt user add bob --users users.db --password-file pw.txt
+  echo secret | tcpcrypt user passwd alice --users users.db
+  tcpcrypt user list --users users.db
+  tcpcrypt user del bob --users users.db)");
+
+  cmd->add = cmd->app->add_subcommand("add", "Add a user");
+  AddCommon(cmd->add, cmd, true);
+  cmd->passwd = cmd->app->add_subcommand("passwd", "Change a user's password");
+  AddCommon(cmd->passwd, cmd, true);
+  for (CLI::App* sub : {cmd->add, cmd->passwd}) {
+    sub->add_option("--password-file", cmd->password_file,
+                    "Read the password from the first line of this file");
+    sub->add_option("--kdf", cmd->kdf,
+                    "Argon2id cost: interactive (64 MiB), moderate (256 MiB), or test "
+                    "(minimum; never for real passwords)")
+        ->capture_default_str();
+  }
+  cmd->del = cmd->app->add_subcommand("del", "Delete a user");
+  AddCommon(cmd->del, cmd, true);
+  cmd->list = cmd->app->add_subcommand("list", "List users");
+  AddCommon(cmd->list, cmd, false);
+  cmd->list->add_flag("--json", cmd->json, "One JSON object per user");
+}
+
+int RunUserCommand(const UserCommand& cmd) {
+  if (cmd.add->parsed()) return SetPassword(cmd, /*is_new=*/true);
+  if (cmd.passwd->parsed()) return SetPassword(cmd, /*is_new=*/false);
+  std::string error;
+  auto store = auth::SqliteVerifierStore::Open(cmd.users_file, &error);
+  if (store == nullptr) return Fail(error, kExitStore);
+  if (cmd.del->parsed()) {
+    if (!store->Delete(cmd.name, cmd.realm)) {
+      return Fail("no user '" + cmd.name + "' in realm '" + cmd.realm + "'", kExitStore);
+    }
+    std::fprintf(stderr, "deleted user '%s' in realm '%s'\n", cmd.name.c_str(),
+                 cmd.realm.c_str());
+    return kExitOk;
+  }
+  for (const auth::UserSummary& u : store->List()) {
+    if (cmd.json) {
+      nlohmann::json j = {{"user", u.user}, {"realm", u.realm},
+                          {"mechanisms", nlohmann::json::array()}};
+      for (auth::Mechanism m : u.mechanisms) j["mechanisms"].push_back(auth::MechanismName(m));
+      std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    } else {
+      std::string mechs;
+      for (auth::Mechanism m : u.mechanisms) {
+        if (!mechs.empty()) mechs += ",";
+        mechs += auth::MechanismName(m);
+      }
+      std::printf("%s\t%s\t%s\n", u.user.c_str(), u.realm.c_str(), mechs.c_str());
+    }
+  }
+  return kExitOk;
+}
+
+}  // namespace tcpcrypt::cli

@@ -1,0 +1,130 @@
+#include "tcpcrypt/client.h"
+
+#include "core_transport/engine/engine.h"
+#include "core_transport/engine/resumption_cache.h"
+#include "sdk/auth_driver.h"
+#include "sdk/auth_setup.h"
+#include "sdk/engine_options.h"
+#include "sdk/session_impl.h"
+#include "sdk/transport.h"
+
+namespace tcpcrypt {
+namespace {
+
+using sdk::Transport;
+
+Status AuthStatus(const sdk::AuthRunResult& r) {
+  switch (r.error) {
+    case auth::AuthError::kNone:
+      return Status();
+    case auth::AuthError::kTimeout:
+      return Status(StatusCode::kDeadlineExceeded, "authentication: " + r.detail);
+    case auth::AuthError::kInternal:
+      return Status(StatusCode::kUnavailable, "authentication: " + r.detail);
+    case auth::AuthError::kMalformed:
+    case auth::AuthError::kUnexpectedMessage:
+    case auth::AuthError::kNoCommonMechanism:
+    case auth::AuthError::kBadProof:
+    case auth::AuthError::kCertificate:
+    case auth::AuthError::kRefused:
+    case auth::AuthError::kThrottled:
+      return Status(StatusCode::kUnauthenticated, "authentication failed: " + r.detail);
+  }
+  return Status(StatusCode::kUnknown, r.detail);
+}
+
+class ClientImpl final : public Client {
+ public:
+  ClientImpl(ClientOptions o, std::shared_ptr<sdk::ClientAuth> auth)
+      : o_(std::move(o)), auth_(std::move(auth)) {}
+
+  StatusOr<std::unique_ptr<Session>> Connect(std::string_view host_view,
+                                             uint16_t port) override {
+    const std::string host(host_view);
+    if (o_.encryption == Encryption::kDisable) return ConnectPlain(host, port);
+
+    inband::Options opts;
+    opts.engine = sdk::EngineConfigFor(o_);
+    opts.engine.application_aware = auth_->enabled();
+    if (o_.resumption) {
+      opts.engine.resumption_cache = &resumption_;
+      opts.engine.peer_name = inband::FormatHostPort(host, port);
+    }
+    opts.handshake_timeout_ms = o_.timeouts.connect_ms + o_.timeouts.handshake_ms;
+    opts.io_timeout_ms = o_.timeouts.io_ms;
+    inband::Status st;
+    std::unique_ptr<inband::Connection> conn =
+        inband::Connection::Connect(host, port, std::move(opts), &st);
+    if (conn == nullptr) {
+      const bool not_tcpcrypt =
+          st.kind == inband::Status::Kind::kEof ||
+          (st.kind == inband::Status::Kind::kEngine &&
+           (st.engine_error == Error::kEnoAbsent || st.engine_error == Error::kEnoFailed));
+      if (not_tcpcrypt && o_.encryption == Encryption::kPrefer) {
+        return ConnectPlain(host, port);
+      }
+      Status s = sdk::FromInband(st);
+      if (not_tcpcrypt) {
+        s = Status(StatusCode::kUnavailable,
+                   st.message + " (the server does not speak tcpcrypt, or requires "
+                                "authentication this client does not offer)");
+      }
+      return s;
+    }
+    auto transport = std::make_unique<sdk::TcpcryptTransport>(std::move(conn));
+    if (!auth_->enabled()) {
+      return std::unique_ptr<Session>(
+          std::make_unique<sdk::SessionImpl>(std::move(transport), std::vector<PeerIdentity>{},
+                                             std::vector<uint8_t>{}, false));
+    }
+    auth::AuthClient client(auth_->Config(host),
+                            auth::ChannelBinding::SessionId(transport->binding()));
+    (void)client.Start();
+    sdk::AuthRunResult r =
+        sdk::RunAuthentication(*transport, client, nullptr, o_.timeouts.auth_ms);
+    if (!r.ok()) return AuthStatus(r);
+    std::vector<PeerIdentity> ids;
+    for (const auto& id : client.identities()) ids.push_back(sdk::FromAuth(id));
+    return std::unique_ptr<Session>(std::make_unique<sdk::SessionImpl>(
+        std::move(transport), std::move(ids), std::move(r.leftover), client.used_ticket()));
+  }
+
+ private:
+  StatusOr<std::unique_ptr<Session>> ConnectPlain(const std::string& host, uint16_t port) {
+    if (auth_->enabled()) {
+      return Status(StatusCode::kUnavailable,
+                    "the server does not speak tcpcrypt, and authentication needs an "
+                    "encrypted channel");
+    }
+    StatusOr<inband::UniqueFd> fd = sdk::ConnectTcp(host, port, o_.timeouts.connect_ms);
+    if (!fd.ok()) return fd.status();
+    auto t = std::make_unique<sdk::PlainTransport>(std::move(fd.value()),
+                                                   inband::FormatHostPort(host, port),
+                                                   o_.timeouts.io_ms);
+    return std::unique_ptr<Session>(std::make_unique<sdk::SessionImpl>(
+        std::move(t), std::vector<PeerIdentity>{}, std::vector<uint8_t>{}, false));
+  }
+
+  const ClientOptions o_;
+  std::shared_ptr<sdk::ClientAuth> auth_;
+  ResumptionCache resumption_;
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Client>> Client::Create(ClientOptions options) {
+  if (options.encryption == Encryption::kDisable && !options.mechanisms.empty()) {
+    return Status(StatusCode::kInvalidArgument,
+                  "authentication endorses the encrypted channel: it cannot run with "
+                  "Encryption::kDisable");
+  }
+  if (Status s = sdk::CheckEngineOptions(options.key_exchanges, options.aeads); !s.ok()) {
+    return s;
+  }
+  StatusOr<std::shared_ptr<sdk::ClientAuth>> auth = sdk::ClientAuth::Create(options);
+  if (!auth.ok()) return auth.status();
+  return std::unique_ptr<Client>(std::make_unique<ClientImpl>(std::move(options),
+                                                              std::move(auth.value())));
+}
+
+}  // namespace tcpcrypt

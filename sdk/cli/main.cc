@@ -31,6 +31,8 @@
 
 #include "core_transport/engine/engine.h"
 #include "core_transport/inband/connection.h"
+#include "sdk/cli/auth_flags.h"
+#include "sdk/cli/cert_command.h"
 #include "sdk/cli/user_command.h"
 
 namespace {
@@ -48,6 +50,7 @@ constexpr int kExitOk = 0;
 constexpr int kExitUsage = 1;
 constexpr int kExitNetwork = 2;
 constexpr int kExitTcpcrypt = 3;
+constexpr int kExitAuth = 5;
 
 constexpr size_t kIoBufferSize = size_t{256} << 10;
 constexpr int kListenBacklog = 128;
@@ -74,6 +77,15 @@ Exit status:
   3  tcpcrypt failure: the peer does not speak tcpcrypt, negotiation
      failed, or the stream failed authentication or was truncated
   4  user store error (tcpcrypt user ...)
+  5  authentication failed (--auth)
+
+Authentication (--auth) endorses the session ID:
+  tcpcrypt user add alice --users users.db
+  tcpcrypt serve --listen 127.0.0.1:7000 --auth pake --users users.db
+  tcpcrypt connect 127.0.0.1:7000 --auth pake --user alice
+  tcpcrypt cert --out pki --host localhost
+  tcpcrypt serve --listen 127.0.0.1:7001 --auth x509 --cert pki/server.pem --key pki/server.key
+  tcpcrypt connect localhost:7001 --auth x509 --ca pki/ca.pem
 )";
 
 // --- output ---------------------------------------------------------------
@@ -242,9 +254,9 @@ enum class RelayEnd : uint8_t {
 
 // Relay copies stdin to the connection and the connection to stdout in one
 // thread, full duplex, with poll(). Drives the handshake too.
-int Relay(NonBlockingConnection& conn, RelayEnd end, bool json) {
+int Relay(NonBlockingConnection& conn, RelayEnd end, bool json,
+          bool reported = false) {
   std::vector<uint8_t> buf(kIoBufferSize);
-  bool reported = false;
   bool stdin_done = false;  // stdin ended and our FINp is queued
   bool peer_eof = false;
   for (;;) {
@@ -329,7 +341,8 @@ int Relay(NonBlockingConnection& conn, RelayEnd end, bool json) {
 
 // --- commands ---------------------------------------------------------------
 
-int RunConnect(const std::string& target, const CommonFlags& flags) {
+int RunConnect(const std::string& target, const CommonFlags& flags,
+               const tcpcrypt::cli::AuthFlags& auth_flags) {
   std::string host;
   uint16_t port = 0;
   if (!tcpcrypt::inband::SplitHostPort(target, &host, &port) || host.empty() ||
@@ -339,7 +352,34 @@ int RunConnect(const std::string& target, const CommonFlags& flags) {
   }
   Options options;
   if (!BuildOptions(flags, /*server=*/false, &options)) return kExitUsage;
+  std::shared_ptr<tcpcrypt::sdk::ClientAuth> auth;
+  std::string error;
+  if (!tcpcrypt::cli::MakeClientAuth(auth_flags, &auth, &error)) {
+    SayError(error);
+    return kExitUsage;
+  }
   Status status;
+  if (auth != nullptr) {
+    // RFC 8547 §4.2: the a bit says this client runs authentication.
+    options.engine.application_aware = true;
+    std::unique_ptr<Connection> blocking =
+        Connection::Connect(host, port, std::move(options), &status);
+    if (blocking == nullptr) {
+      SayError(status.message);
+      return ExitCodeFor(status);
+    }
+    ReportSession(*blocking, flags.json);
+    std::vector<uint8_t> leftover;
+    if (!tcpcrypt::cli::AuthenticateClient(*blocking, *auth, host, flags.json, &leftover,
+                                           &error)) {
+      SayError(error);
+      return kExitAuth;
+    }
+    if (!leftover.empty() && !WriteFdAll(STDOUT_FILENO, leftover)) return kExitNetwork;
+    std::unique_ptr<NonBlockingConnection> nb =
+        NonBlockingConnection::FromConnection(std::move(blocking));
+    return Relay(*nb, RelayEnd::kPeerEof, flags.json, /*reported=*/true);
+  }
   std::unique_ptr<NonBlockingConnection> conn =
       NonBlockingConnection::Connect(host, port, std::move(options), &status);
   if (conn == nullptr) {
@@ -355,18 +395,28 @@ struct ServerShared {
   tcpcrypt::EphemeralKeyCache ephemeral_keys{
       tcpcrypt::EphemeralKeyPolicy{.max_uses = 1024, .max_age_ms = 60000}};
   tcpcrypt::ResumptionCache resumption;
+  std::shared_ptr<tcpcrypt::sdk::ServerAuth> auth;
   std::atomic<int> active{0};
 };
 
 // EchoOne serves one connection on its own thread: handshake, echo until
 // the peer's FINp, then our FINp.
-void EchoOne(Connection& conn, bool json) {
+void EchoOne(Connection& conn, bool json, const tcpcrypt::sdk::ServerAuth* auth) {
   Status s = conn.Handshake();
   if (!s.ok()) {
     SayError(conn.peer() + ": " + s.message);
     return;
   }
   ReportSession(conn, json);
+  if (auth != nullptr) {
+    std::vector<uint8_t> leftover;
+    std::string error;
+    if (!tcpcrypt::cli::AuthenticateServer(conn, *auth, json, &leftover, &error)) {
+      SayError(conn.peer() + ": " + error);
+      return;
+    }
+    if (!leftover.empty() && !conn.WriteAll(leftover).ok()) return;
+  }
   std::vector<uint8_t> buf(kIoBufferSize);
   for (;;) {
     const ssize_t n = conn.Read(buf, &s);
@@ -387,7 +437,7 @@ void EchoOne(Connection& conn, bool json) {
 }
 
 int RunServe(const std::string& listen, bool stdio, int max_connections,
-             const CommonFlags& flags) {
+             const CommonFlags& flags, const tcpcrypt::cli::AuthFlags& auth_flags) {
   std::string host;
   uint16_t port = 0;
   if (!tcpcrypt::inband::SplitHostPort(listen, &host, &port)) {
@@ -402,6 +452,16 @@ int RunServe(const std::string& listen, bool stdio, int max_connections,
   auto shared = std::make_shared<ServerShared>();
   options.engine.ephemeral_keys = &shared->ephemeral_keys;
   options.engine.resumption_cache = &shared->resumption;
+  std::string error;
+  if (!tcpcrypt::cli::MakeServerAuth(auth_flags, &shared->auth, &error)) {
+    SayError(error);
+    return kExitUsage;
+  }
+  if (shared->auth != nullptr) {
+    // Mandatory application-aware mode: clients must run authentication.
+    options.engine.application_aware = true;
+    options.engine.require_peer_application_aware = true;
+  }
 
   Status status;
   std::unique_ptr<Listener> listener =
@@ -419,9 +479,25 @@ int RunServe(const std::string& listen, bool stdio, int max_connections,
       return ExitCodeFor(status);
     }
     listener->Close();
+    bool reported = false;
+    if (shared->auth != nullptr) {
+      if (Status h = conn->Handshake(); !h.ok()) {
+        SayError(conn->peer() + ": " + h.message);
+        return ExitCodeFor(h);
+      }
+      ReportSession(*conn, flags.json);
+      reported = true;
+      std::vector<uint8_t> leftover;
+      if (!tcpcrypt::cli::AuthenticateServer(*conn, *shared->auth, flags.json, &leftover,
+                                             &error)) {
+        SayError(conn->peer() + ": " + error);
+        return kExitAuth;
+      }
+      if (!leftover.empty() && !WriteFdAll(STDOUT_FILENO, leftover)) return kExitNetwork;
+    }
     std::unique_ptr<NonBlockingConnection> nb =
         NonBlockingConnection::FromConnection(std::move(conn));
-    return Relay(*nb, RelayEnd::kBothEof, flags.json);
+    return Relay(*nb, RelayEnd::kBothEof, flags.json, reported);
   }
 
   for (;;) {
@@ -440,7 +516,7 @@ int RunServe(const std::string& listen, bool stdio, int max_connections,
     ++shared->active;
     try {
       std::thread([shared, c = std::move(conn), json = flags.json]() {
-        EchoOne(*c, json);
+        EchoOne(*c, json, shared->auth.get());
         --shared->active;
       }).detach();
     } catch (const std::system_error& e) {
@@ -487,6 +563,8 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   AddCommonFlags(serve, &serve_flags);
+  tcpcrypt::cli::AuthFlags serve_auth;
+  tcpcrypt::cli::AddServerAuthFlags(serve, &serve_auth);
   serve->footer(kFooter);
 
   CommonFlags connect_flags;
@@ -500,10 +578,14 @@ int main(int argc, char** argv) {
       ->required()
       ->type_name("HOST:PORT");
   AddCommonFlags(connect, &connect_flags);
+  tcpcrypt::cli::AuthFlags connect_auth;
+  tcpcrypt::cli::AddClientAuthFlags(connect, &connect_auth);
   connect->footer(kFooter);
 
   tcpcrypt::cli::UserCommand user_cmd;
   tcpcrypt::cli::AddUserCommand(app, &user_cmd);
+  tcpcrypt::cli::CertCommand cert_cmd;
+  tcpcrypt::cli::AddCertCommand(app, &cert_cmd);
 
   try {
     app.parse(argc, argv);
@@ -518,7 +600,8 @@ int main(int argc, char** argv) {
 
   if (user_cmd.app->parsed()) return tcpcrypt::cli::RunUserCommand(user_cmd);
   if (serve->parsed()) {
-    return RunServe(listen, stdio, max_connections, serve_flags);
+    return RunServe(listen, stdio, max_connections, serve_flags, serve_auth);
   }
-  return RunConnect(target, connect_flags);
+  if (cert_cmd.app->parsed()) return tcpcrypt::cli::RunCertCommand(cert_cmd);
+  return RunConnect(target, connect_flags, connect_auth);
 }

@@ -5,6 +5,7 @@
 # requires it. Exit codes: 0 ok, 5 authentication failed, 3 negotiation.
 set -u
 tool=$1
+sample=${2:-}
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$work"; }
@@ -51,6 +52,21 @@ echo x | "$tool" connect "127.0.0.1:$port" --auth x509 --ca "$work/pki/ca.pem" \
 start both --auth x509+cmac --users "$work/u.db" --cert "$work/pki/server.pem" --key "$work/pki/server.key"
 echo x | "$tool" connect "localhost:$port" --auth x509+cmac --ca "$work/pki/ca.pem" --user alice \
      --password-file "$work/right" >/dev/null 2>&1; check "x509+cmac" 0 $?
+
+# samples/cli/file_transfer: a 1 MiB file over SPAKE2+, byte for byte.
+if [ -n "$sample" ]; then
+  head -c 1048576 /dev/urandom >"$work/file.bin"
+  "$sample" receive --port 0 --auth pake --users "$work/u.db" --out "$work/got.bin" \
+    2>"$work/ft.err" &
+  pids+=($!); rpid=$!
+  for _ in $(seq 1 100); do grep -q "listening on port" "$work/ft.err" 2>/dev/null && break; sleep 0.05; done
+  ftport=$(sed -n 's/listening on port //p' "$work/ft.err")
+  "$sample" send 127.0.0.1 "$ftport" "$work/file.bin" --auth pake --user alice \
+    --password-file "$work/right" 2>/dev/null; check "file_transfer send" 0 $?
+  wait "$rpid"; check "file_transfer receive" 0 $?
+  cmp -s "$work/file.bin" "$work/got.bin"; check "file_transfer content" 0 $?
+  grep -q "from: alice" "$work/ft.err" || { echo "FAIL file_transfer identity"; fail=1; }
+fi
 
 if [ $fail = 0 ]; then echo "cli_auth_test: all passed"; fi
 exit $fail

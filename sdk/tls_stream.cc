@@ -288,6 +288,9 @@ Status ConfigureServer(SSL_CTX* ctx) {
 
 namespace internal {
 
+void SslFree::operator()(SSL_CTX* p) const { SSL_CTX_free(p); }
+void SslFree::operator()(SSL* p) const { SSL_free(p); }
+
 // TlsSocketBio is what the socket BIO needs: the fd, the errno of the last
 // failed send/recv, and whether recv saw the end of the TCP stream.
 struct TlsSocketBio {
@@ -470,7 +473,7 @@ const BIO_METHOD* SocketBioMethod() {
 // --- TlsServerContext -------------------------------------------------------
 
 TlsServerContext::TlsServerContext(PrivateTag, SSL_CTX* ctx) : ctx_(ctx) {}
-TlsServerContext::~TlsServerContext() { SSL_CTX_free(ctx_); }
+TlsServerContext::~TlsServerContext() = default;
 
 std::shared_ptr<TlsServerContext> TlsServerContext::FromFiles(
     const std::string& chain_pem_path, const std::string& key_pem_path,
@@ -562,7 +565,7 @@ Status NewClientCtx(TrustFn trust, UniqueSslCtx* out_ctx) {
 
 TlsClientContext::TlsClientContext(PrivateTag, SSL_CTX* ctx)
     : ctx_(ctx), cache_(std::make_shared<internal::TlsSessionCache>()) {}
-TlsClientContext::~TlsClientContext() { SSL_CTX_free(ctx_); }
+TlsClientContext::~TlsClientContext() = default;
 
 std::shared_ptr<TlsClientContext> TlsClientContext::FromCaFile(
     const std::string& ca_pem_path, Status* out_status) {
@@ -626,10 +629,7 @@ TlsStream::TlsStream(PrivateTag, UniqueFd fd, std::string peer)
   bio_->fd = fd_.get();
 }
 
-TlsStream::~TlsStream() {
-  Close();
-  SSL_free(ssl_);  // frees the BIO; no I/O
-}
+TlsStream::~TlsStream() { Close(); }  // then ssl_ is freed: no I/O
 
 Status TlsStream::Init(SSL_CTX* ctx, bool is_server) {
   ERR_clear_error();
@@ -641,19 +641,19 @@ Status TlsStream::Init(SSL_CTX* ctx, bool is_server) {
   (void)::setsockopt(fd_.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 
   const BIO_METHOD* method = SocketBioMethod();
-  ssl_ = SSL_new(ctx);
+  ssl_.reset(SSL_new(ctx));
   BIO* bio = method != nullptr ? BIO_new(method) : nullptr;
-  if (ssl_ == nullptr || bio == nullptr) {
+  if (!ssl_ || bio == nullptr) {
     BIO_free(bio);
     return EngineStatus(Error::kInternal, "cannot create TLS connection: " +
                                               OpenSslReason("out of memory"));
   }
   BIO_set_data(bio, bio_.get());
-  SSL_set_bio(ssl_, bio, bio);  // one reference, used for both directions
+  SSL_set_bio(ssl_.get(), bio, bio);  // one reference, used for both directions
   if (is_server) {
-    SSL_set_accept_state(ssl_);
+    SSL_set_accept_state(ssl_.get());
   } else {
-    SSL_set_connect_state(ssl_);
+    SSL_set_connect_state(ssl_.get());
   }
   return Status::Ok();
 }
@@ -689,7 +689,7 @@ std::unique_ptr<TlsStream> TlsStream::Connect(UniqueFd fd,
   stream->host_ = host;
   *out_status = stream->Init(context.ssl_ctx(), /*is_server=*/false);
   if (!out_status->ok()) return nullptr;
-  SSL* ssl = stream->ssl_;
+  SSL* ssl = stream->ssl_.get();
 
   // Server identity (RFC 6125 via OpenSSL's X509_check_host/_ip): a name
   // is matched against DNS SANs, a literal against IP SANs.
@@ -730,9 +730,9 @@ Status TlsStream::RunHandshake(int timeout_ms) {
   const uint64_t deadline = DeadlineAfter(timeout_ms);
   for (;;) {
     ERR_clear_error();
-    const int r = SSL_do_handshake(ssl_);
+    const int r = SSL_do_handshake(ssl_.get());
     if (r == 1) return Status::Ok();
-    const int err = SSL_get_error(ssl_, r);
+    const int err = SSL_get_error(ssl_.get(), r);
     if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) {
       return Fail(ErrorFromSsl(err, Phase::kHandshake));
     }
@@ -821,7 +821,7 @@ Status TlsStream::ErrorFromSsl(int ssl_error, Phase phase) const {
 
   // Our own certificate check failed (client): say which check.
   if (handshake && !host_.empty()) {
-    const long vr = SSL_get_verify_result(ssl_);
+    const long vr = SSL_get_verify_result(ssl_.get());
     if (vr != X509_V_OK) {
       std::string detail;
       switch (vr) {
@@ -925,9 +925,9 @@ ssize_t TlsStream::Read(std::span<uint8_t> out, Status* out_status) {
   const int len = static_cast<int>(std::min<size_t>(out.size(), INT_MAX));
   for (;;) {
     ERR_clear_error();
-    const int r = SSL_read(ssl_, out.data(), len);
+    const int r = SSL_read(ssl_.get(), out.data(), len);
     if (r > 0) return r;
-    const int err = SSL_get_error(ssl_, r);
+    const int err = SSL_get_error(ssl_.get(), r);
     if (err == SSL_ERROR_ZERO_RETURN) {  // RFC 8446 §6.1 close_notify
       read_eof_ = true;
       return 0;
@@ -950,12 +950,12 @@ Status TlsStream::ReadAhead() {
   uint8_t buf[16 << 10];
   while (!read_eof_ && pending_.size() < kMaxBufferedPlaintext) {
     ERR_clear_error();
-    const int r = SSL_read(ssl_, buf, sizeof buf);
+    const int r = SSL_read(ssl_.get(), buf, sizeof buf);
     if (r > 0) {
       pending_.insert(pending_.end(), buf, buf + r);
       continue;
     }
-    const int err = SSL_get_error(ssl_, r);
+    const int err = SSL_get_error(ssl_.get(), r);
     if (err == SSL_ERROR_ZERO_RETURN) {
       read_eof_ = true;
       break;
@@ -981,14 +981,14 @@ Status TlsStream::WriteAll(std::span<const uint8_t> data) {
     ERR_clear_error();
     size_t written = 0;
     // Retries after WANT_WRITE pass the same bytes again, as OpenSSL needs.
-    const int r =
-        SSL_write_ex(ssl_, data.data() + off, data.size() - off, &written);
+    const int r = SSL_write_ex(ssl_.get(), data.data() + off, data.size() - off,
+                               &written);
     if (r == 1) {
       off += written;
       deadline = DeadlineAfter(io_timeout_ms_);
       continue;
     }
-    const int err = SSL_get_error(ssl_, r);
+    const int err = SSL_get_error(ssl_.get(), r);
     if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) {
       return Fail(ErrorFromSsl(err, Phase::kWrite));
     }
@@ -1017,9 +1017,9 @@ Status TlsStream::Shutdown() {
     ERR_clear_error();
     // RFC 8446 §6.1: close_notify closes our write direction only; 0 means
     // sent (the peer's has not arrived), 1 means both were exchanged.
-    const int r = SSL_shutdown(ssl_);
+    const int r = SSL_shutdown(ssl_.get());
     if (r >= 0) break;
-    const int err = SSL_get_error(ssl_, r);
+    const int err = SSL_get_error(ssl_.get(), r);
     if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) {
       return Fail(ErrorFromSsl(err, Phase::kShutdown));
     }
@@ -1035,26 +1035,26 @@ Status TlsStream::Shutdown() {
 }
 
 bool TlsStream::has_buffered() const {
-  return pending_offset_ < pending_.size() || SSL_has_pending(ssl_) == 1 ||
-         read_eof_;
+  return pending_offset_ < pending_.size() ||
+         SSL_has_pending(ssl_.get()) == 1 || read_eof_;
 }
 
-bool TlsStream::resumed() const { return SSL_session_reused(ssl_) == 1; }
+bool TlsStream::resumed() const { return SSL_session_reused(ssl_.get()) == 1; }
 
 std::string TlsStream::cipher_name() const {
-  const SSL_CIPHER* c = SSL_get_current_cipher(ssl_);
+  const SSL_CIPHER* c = SSL_get_current_cipher(ssl_.get());
   return c != nullptr ? SSL_CIPHER_get_name(c) : "";
 }
 
 std::string TlsStream::group_name() const {
-  const int nid = static_cast<int>(SSL_get_negotiated_group(ssl_));
+  const int nid = static_cast<int>(SSL_get_negotiated_group(ssl_.get()));
   if (nid == 0) return "";
-  const char* name = SSL_group_to_name(ssl_, nid);
+  const char* name = SSL_group_to_name(ssl_.get(), nid);
   return name != nullptr ? name : "";
 }
 
 std::string TlsStream::peer_certificate_subject() const {
-  const X509* cert = SSL_get0_peer_certificate(ssl_);
+  const X509* cert = SSL_get0_peer_certificate(ssl_.get());
   if (cert == nullptr) return "";
   UniqueBio mem(BIO_new(BIO_s_mem()));
   if (!mem || X509_NAME_print_ex(mem.get(), X509_get_subject_name(cert), 0,
@@ -1076,7 +1076,7 @@ Status TlsStream::Exporter(std::vector<uint8_t>* out_exporter) const {
   std::vector<uint8_t> out(kTlsExporterLen);
   ERR_clear_error();
   if (SSL_export_keying_material(
-          ssl_, out.data(), out.size(), kTlsExporterLabel.data(),
+          ssl_.get(), out.data(), out.size(), kTlsExporterLabel.data(),
           kTlsExporterLabel.size(), kEmptyContext, 0, /*use_context=*/1) != 1) {
     return EngineStatus(Error::kWrongState,
                         "TLS exporter unavailable: " +

@@ -71,6 +71,11 @@ namespace internal {
 class TlsSessionCache;  // tls_stream.cc: the client's ticket store
 struct TlsSessionSlot;  // tls_stream.cc: one stream's handle on it
 struct TlsSocketBio;    // tls_stream.cc: the fd and errno the BIO records
+// SslFree frees OpenSSL objects with their library free functions.
+struct SslFree {
+  void operator()(SSL_CTX* p) const;
+  void operator()(SSL* p) const;
+};
 }  // namespace internal
 
 // TlsServerContext is a server's TLS 1.3 configuration: its certificate
@@ -111,10 +116,10 @@ class TlsServerContext {
 
   // ssl_ctx is the underlying context, for advanced settings made before
   // the first Accept. Owned by this object.
-  SSL_CTX* ssl_ctx() const { return ctx_; }
+  SSL_CTX* ssl_ctx() const { return ctx_.get(); }
 
  private:
-  SSL_CTX* ctx_;
+  std::unique_ptr<SSL_CTX, internal::SslFree> ctx_;
 };
 
 // TlsClientContext is a client's TLS 1.3 configuration: the trust anchors
@@ -160,11 +165,11 @@ class TlsClientContext {
   size_t cached_tickets(std::string_view host_port) const;
   void ClearSessionCache();
 
-  SSL_CTX* ssl_ctx() const { return ctx_; }
+  SSL_CTX* ssl_ctx() const { return ctx_.get(); }
 
  private:
   friend class TlsStream;
-  SSL_CTX* ctx_;
+  std::unique_ptr<SSL_CTX, internal::SslFree> ctx_;
   std::shared_ptr<internal::TlsSessionCache> cache_;
 };
 
@@ -210,7 +215,8 @@ class TlsStream {
   // (checked against DNS SANs, also sent as SNI) or an IPv4/IPv6 literal
   // (checked against IP SANs; RFC 6066 §3 forbids literals in SNI). |host|
   // must not be empty. A cached ticket for "host:port" is offered for
-  // resumption. Returns nullptr and sets |*out_status| on failure.
+  // resumption. Returns nullptr and sets |*out_status| on failure (the
+  // socket is then closed).
   static std::unique_ptr<TlsStream> Connect(inband::UniqueFd fd,
                                             const TlsClientContext& context,
                                             const std::string& host,
@@ -251,7 +257,8 @@ class TlsStream {
 
   // status is the sticky failure, or ok.
   const inband::Status& status() const { return status_; }
-  // fd is the socket, or -1 once closed.
+  // fd is the socket, or -1 once closed: poll it, never read or write it
+  // directly (OpenSSL buffers records; see has_buffered).
   int fd() const { return fd_.get(); }
   // peer is the peer's numeric address "ip:port".
   const std::string& peer() const { return peer_; }
@@ -311,9 +318,10 @@ class TlsStream {
   inband::UniqueFd fd_;
   std::string peer_;
   std::string host_;  // the name the client verified ("" on a server)
-  SSL* ssl_ = nullptr;
   std::unique_ptr<internal::TlsSocketBio> bio_;
   std::unique_ptr<internal::TlsSessionSlot> session_slot_;
+  // Declared after what its BIO and app data point to, so freed first.
+  std::unique_ptr<SSL, internal::SslFree> ssl_;
   State state_ = State::kOpen;
   inband::Status status_;
   int io_timeout_ms_ = 0;

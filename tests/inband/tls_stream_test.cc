@@ -10,8 +10,12 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <openssl/bio.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -24,6 +28,7 @@
 #include <ctime>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -394,6 +399,95 @@ TEST(TlsStreamTest, ExporterIsSharedAndUniquePerConnection) {
   ASSERT_TRUE(a.server->Binding(&binding).ok());
   EXPECT_EQ(binding.kind, auth::ChannelBinding::Kind::kTlsExporter);
   EXPECT_EQ(binding.value, ca);
+}
+
+// The exporter recomputed from RFC 8446 §7.5 and RFC 9266 §2, from the
+// EXPORTER_SECRET the key-log callback reveals: proves the label, the
+// zero-length context and the length, independently of OpenSSL's exporter.
+
+std::mutex g_keylog_mu;
+std::string g_exporter_secret_hex;
+
+void KeyLogCallback(const SSL* /*ssl*/, const char* line) {
+  constexpr std::string_view kPrefix = "EXPORTER_SECRET ";
+  const std::string_view l(line);
+  if (l.substr(0, kPrefix.size()) != kPrefix) return;
+  std::lock_guard<std::mutex> lock(g_keylog_mu);
+  g_exporter_secret_hex = std::string(l.substr(l.rfind(' ') + 1));
+}
+
+std::vector<uint8_t> FromHex(std::string_view hex) {
+  std::vector<uint8_t> out;
+  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
+    out.push_back(static_cast<uint8_t>(
+        std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
+  }
+  return out;
+}
+
+// HkdfExpandLabel is RFC 8446 §7.1 HKDF-Expand-Label with SHA-256.
+std::vector<uint8_t> HkdfExpandLabel(std::span<const uint8_t> secret,
+                                     std::string_view label,
+                                     std::span<const uint8_t> context,
+                                     size_t length) {
+  // struct { uint16 length; opaque label<7..255>; opaque context<0..255>; }
+  const std::string full = "tls13 " + std::string(label);
+  std::vector<uint8_t> info = {static_cast<uint8_t>(length >> 8),
+                               static_cast<uint8_t>(length),
+                               static_cast<uint8_t>(full.size())};
+  info.insert(info.end(), full.begin(), full.end());
+  info.push_back(static_cast<uint8_t>(context.size()));
+  info.insert(info.end(), context.begin(), context.end());
+
+  EVP_KDF* kdf = EVP_KDF_fetch(nullptr, "HKDF", nullptr);
+  EVP_KDF_CTX* kctx = EVP_KDF_CTX_new(kdf);
+  EVP_KDF_free(kdf);
+  int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY;
+  char digest[] = "SHA256";
+  const OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode),
+      OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY,
+                                        const_cast<uint8_t*>(secret.data()),
+                                        secret.size()),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info.data(),
+                                        info.size()),
+      OSSL_PARAM_construct_end()};
+  std::vector<uint8_t> out(length);
+  EXPECT_EQ(EVP_KDF_derive(kctx, out.data(), out.size(), params), 1);
+  EVP_KDF_CTX_free(kctx);
+  return out;
+}
+
+TEST(TlsStreamTest, ExporterMatchesRfc9266Definition) {
+  auto server_ctx = ServerCtx();
+  auto client_ctx = ClientCtx();
+  SSL_CTX_set_keylog_callback(client_ctx->ssl_ctx(), KeyLogCallback);
+  TestListener listener;
+  Pair p = Handshake(listener, *server_ctx, *client_ctx);
+  ASSERT_TRUE(p.client && p.server) << p.client_status.message;
+  ASSERT_EQ(p.client->cipher_name(), "TLS_AES_128_GCM_SHA256");  // SHA-256
+  std::vector<uint8_t> exporter_secret;
+  {
+    std::lock_guard<std::mutex> lock(g_keylog_mu);
+    exporter_secret = FromHex(g_exporter_secret_hex);
+  }
+  ASSERT_EQ(exporter_secret.size(), 32u);
+
+  // RFC 8446 §7.5:
+  //   TLS-Exporter(label, context_value, key_length) =
+  //     HKDF-Expand-Label(Derive-Secret(Secret, label, ""),
+  //                       "exporter", Hash(context_value), key_length)
+  // RFC 9266 §2: label "EXPORTER-Channel-Binding", context_value a
+  // zero-length string, key_length 32.
+  uint8_t empty_hash[32];
+  ASSERT_EQ(EVP_Digest("", 0, empty_hash, nullptr, EVP_sha256(), nullptr), 1);
+  const auto derived = HkdfExpandLabel(exporter_secret, kTlsExporterLabel,
+                                       empty_hash, sizeof empty_hash);
+  const auto expected =
+      HkdfExpandLabel(derived, "exporter", empty_hash, kTlsExporterLen);
+  EXPECT_EQ(Exporter(*p.client), expected);
+  EXPECT_EQ(Exporter(*p.server), expected);
 }
 
 // --- Resumption -------------------------------------------------------------

@@ -10,7 +10,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   libcli11-dev nlohmann-json3-dev
   clang-14 libclang-rt-14-dev
-  tcpdump iproute2 procps
+  tcpdump iproute2 procps openssl
 )
 
 missing=()

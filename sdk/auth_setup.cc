@@ -103,7 +103,9 @@ auth::ClientConfig ClientAuth::Config(const std::string& host) const {
   auth::ClientConfig c;
   c.user = user_;
   c.realm = realm_;
-  c.required = required_;
+  // With nothing to run the client cannot insist (TLS fallback negotiates
+  // even then).
+  c.required = required_ && !mechanisms_.empty();
   c.tickets = tickets_;
   c.max_message = max_message_;
   for (AuthMechanism m : mechanisms_) {
@@ -201,7 +203,9 @@ StatusOr<std::shared_ptr<ServerAuth>> ServerAuth::Create(const ServerOptions& o)
 auth::ServerConfig ServerAuth::Config() const {
   auth::ServerConfig c;
   c.realm = realm_;
-  c.required = required_;
+  // With no plan there is nothing to insist on (a TLS client still
+  // negotiates, and is let through unauthenticated).
+  c.required = required_ && !plans_.empty();
   c.throttle = throttle_;
   c.tickets = tickets_;
   c.max_message = max_message_;

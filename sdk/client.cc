@@ -6,6 +6,7 @@
 #include "sdk/auth_setup.h"
 #include "sdk/engine_options.h"
 #include "sdk/session_impl.h"
+#include "sdk/tls_transport.h"
 #include "sdk/transport.h"
 
 namespace tcpcrypt {
@@ -35,8 +36,9 @@ Status AuthStatus(const sdk::AuthRunResult& r) {
 
 class ClientImpl final : public Client {
  public:
-  ClientImpl(ClientOptions o, std::shared_ptr<sdk::ClientAuth> auth)
-      : o_(std::move(o)), auth_(std::move(auth)) {}
+  ClientImpl(ClientOptions o, std::shared_ptr<sdk::ClientAuth> auth,
+             std::shared_ptr<sdk::TlsClientContext> tls)
+      : o_(std::move(o)), auth_(std::move(auth)), tls_(std::move(tls)) {}
 
   StatusOr<std::unique_ptr<Session>> Connect(std::string_view host_view,
                                              uint16_t port) override {
@@ -56,10 +58,16 @@ class ClientImpl final : public Client {
     std::unique_ptr<inband::Connection> conn =
         inband::Connection::Connect(host, port, std::move(opts), &st);
     if (conn == nullptr) {
+      // A silent peer (a plain server waiting for its client to speak
+      // first) only shows itself by the time-out; under kPrefer that too
+      // means "not tcpcrypt".
       const bool not_tcpcrypt =
           st.kind == inband::Status::Kind::kEof ||
+          (st.kind == inband::Status::Kind::kTimeout &&
+           o_.encryption == Encryption::kPrefer) ||
           (st.kind == inband::Status::Kind::kEngine &&
            (st.engine_error == Error::kEnoAbsent || st.engine_error == Error::kEnoFailed));
+      if (not_tcpcrypt && tls_ != nullptr) return ConnectTls(host, port);
       if (not_tcpcrypt && o_.encryption == Encryption::kPrefer) {
         return ConnectPlain(host, port);
       }
@@ -77,8 +85,27 @@ class ClientImpl final : public Client {
           std::make_unique<sdk::SessionImpl>(std::move(transport), std::vector<PeerIdentity>{},
                                              std::vector<uint8_t>{}, false));
     }
-    auth::AuthClient client(auth_->Config(host),
-                            auth::ChannelBinding::SessionId(transport->binding()));
+    if (!transport->peer_application_aware()) {
+      // RFC 8547 §4.2: the server's a bit is 0, so it runs no
+      // authentication.
+      if (o_.require_server_authentication) {
+        return Status(StatusCode::kUnauthenticated,
+                      "the server does not authenticate (its TCP-ENO application-aware "
+                      "bit is 0)");
+      }
+      return std::unique_ptr<Session>(
+          std::make_unique<sdk::SessionImpl>(std::move(transport), std::vector<PeerIdentity>{},
+                                             std::vector<uint8_t>{}, false));
+    }
+    auto binding = auth::ChannelBinding::SessionId(transport->binding());
+    return Authenticate(std::move(transport), host, std::move(binding));
+  }
+
+ private:
+  StatusOr<std::unique_ptr<Session>> Authenticate(std::unique_ptr<sdk::Transport> transport,
+                                                  const std::string& host,
+                                                  auth::ChannelBinding binding) {
+    auth::AuthClient client(auth_->Config(host), std::move(binding));
     (void)client.Start();
     sdk::AuthRunResult r =
         sdk::RunAuthentication(*transport, client, nullptr, o_.timeouts.auth_ms);
@@ -89,7 +116,24 @@ class ClientImpl final : public Client {
         std::move(transport), std::move(ids), std::move(r.leftover), client.used_ticket()));
   }
 
- private:
+  // ConnectTls is the fallback: TLS 1.3 to the same port, then the same
+  // authenticators endorsing the RFC 9266 exporter (the negotiation always
+  // runs over TLS, since there is no ENO a bit to say whether it will).
+  StatusOr<std::unique_ptr<Session>> ConnectTls(const std::string& host, uint16_t port) {
+    StatusOr<inband::UniqueFd> fd = sdk::ConnectTcp(host, port, o_.timeouts.connect_ms);
+    if (!fd.ok()) return fd.status();
+    inband::Status st;
+    auto stream = sdk::TlsStream::Connect(std::move(fd.value()), *tls_,
+                                          o_.server_name.empty() ? host : o_.server_name,
+                                          o_.timeouts.handshake_ms, &st);
+    if (stream == nullptr) return sdk::FromTls(st);
+    stream->set_io_timeout_ms(o_.timeouts.io_ms);
+    auto transport = std::make_unique<sdk::TlsTransport>(std::move(stream));
+    if (!transport->ok()) return Status(StatusCode::kInternal, "TLS exporter unavailable");
+    auto binding = auth::ChannelBinding::TlsExporter(transport->binding());
+    return Authenticate(std::move(transport), host, std::move(binding));
+  }
+
   StatusOr<std::unique_ptr<Session>> ConnectPlain(const std::string& host, uint16_t port) {
     if (auth_->enabled()) {
       return Status(StatusCode::kUnavailable,
@@ -107,6 +151,7 @@ class ClientImpl final : public Client {
 
   const ClientOptions o_;
   std::shared_ptr<sdk::ClientAuth> auth_;
+  std::shared_ptr<sdk::TlsClientContext> tls_;
   ResumptionCache resumption_;
 };
 
@@ -123,8 +168,18 @@ StatusOr<std::unique_ptr<Client>> Client::Create(ClientOptions options) {
   }
   StatusOr<std::shared_ptr<sdk::ClientAuth>> auth = sdk::ClientAuth::Create(options);
   if (!auth.ok()) return auth.status();
-  return std::unique_ptr<Client>(std::make_unique<ClientImpl>(std::move(options),
-                                                              std::move(auth.value())));
+  std::shared_ptr<sdk::TlsClientContext> tls;
+  if (options.tls_fallback) {
+    if (options.ca_file.empty()) {
+      return Status(StatusCode::kInvalidArgument,
+                    "tls_fallback needs ClientOptions::ca_file (the server's CA)");
+    }
+    inband::Status st;
+    tls = sdk::TlsClientContext::FromCaFile(options.ca_file, &st);
+    if (tls == nullptr) return Status(StatusCode::kInvalidArgument, st.message);
+  }
+  return std::unique_ptr<Client>(std::make_unique<ClientImpl>(
+      std::move(options), std::move(auth.value()), std::move(tls)));
 }
 
 }  // namespace tcpcrypt

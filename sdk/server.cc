@@ -3,16 +3,24 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <functional>
 #include <mutex>
+#include <queue>
 #include <thread>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "core_transport/engine/engine.h"
@@ -21,7 +29,9 @@
 #include "sdk/auth_driver.h"
 #include "sdk/auth_setup.h"
 #include "sdk/engine_options.h"
+#include "sdk/nonblocking_transport.h"
 #include "sdk/session_impl.h"
+#include "sdk/tls_transport.h"
 #include "sdk/transport.h"
 
 namespace tcpcrypt {
@@ -66,17 +76,20 @@ Status AuthFailure(const sdk::AuthRunResult& r) {
   return Status(StatusCode::kUnauthenticated, "authentication failed: " + r.detail);
 }
 
+class ServeLoop;
+
 class ServerImpl final : public Server {
  public:
-  ServerImpl(ServerOptions o, std::shared_ptr<sdk::ServerAuth> auth)
+  ServerImpl(ServerOptions o, std::shared_ptr<sdk::ServerAuth> auth,
+             std::shared_ptr<sdk::TlsServerContext> tls)
       : o_(std::move(o)),
         auth_(std::move(auth)),
+        tls_(std::move(tls)),
         ephemeral_({o_.ephemeral_key_max_uses, o_.ephemeral_key_max_age_ms}),
         stop_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
 
   ~ServerImpl() override {
     Stop();
-    JoinWorkers();
     if (stop_fd_ >= 0) close(stop_fd_);
   }
 
@@ -102,34 +115,7 @@ class ServerImpl final : public Server {
   }
 
   Status Serve(std::function<void(std::unique_ptr<Session>)> handler,
-               int /*worker_threads*/) override {
-    if (listener_ == nullptr) return Status(StatusCode::kFailedPrecondition, "call Listen first");
-    for (;;) {
-      StatusOr<std::pair<inband::UniqueFd, std::string>> sock = AcceptSocket();
-      if (!sock.ok()) {
-        JoinWorkers();
-        return sock.status().code() == StatusCode::kCancelled ? Status() : sock.status();
-      }
-      // Bounded: at most max_pending_handshakes handshakes at once; beyond
-      // that new connections are closed (RESOURCE_EXHAUSTED, counted).
-      if (pending_.load() >= o_.max_pending_handshakes) {
-        failed_.fetch_add(1);
-        continue;
-      }
-      pending_.fetch_add(1);
-      std::lock_guard<std::mutex> lock(workers_mu_);
-      ReapWorkersLocked();
-      auto done = std::make_shared<std::atomic<bool>>(false);
-      workers_.push_back({std::thread([this, handler, done, fd = std::move(sock.value().first),
-                                       peer = sock.value().second]() mutable {
-                            StatusOr<std::unique_ptr<Session>> s = Establish(std::move(fd), peer);
-                            pending_.fetch_sub(1);
-                            if (s.ok()) handler(std::move(s.value()));
-                            done->store(true);
-                          }),
-                          done});
-    }
-  }
+               int worker_threads) override;
 
   void Stop() override {
     stopped_.store(true);
@@ -148,30 +134,7 @@ class ServerImpl final : public Server {
   }
 
  private:
-  struct Worker {
-    std::thread thread;
-    std::shared_ptr<std::atomic<bool>> done;
-  };
-
-  void ReapWorkersLocked() {
-    for (auto it = workers_.begin(); it != workers_.end();) {
-      if (it->done->load()) {
-        it->thread.join();
-        it = workers_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-  }
-
-  void JoinWorkers() {
-    std::vector<Worker> all;
-    {
-      std::lock_guard<std::mutex> lock(workers_mu_);
-      all.swap(workers_);
-    }
-    for (auto& w : all) w.thread.join();
-  }
+  friend class ServeLoop;
 
   StatusOr<std::pair<inband::UniqueFd, std::string>> AcceptSocket() {
     for (;;) {
@@ -222,8 +185,8 @@ class ServerImpl final : public Server {
       } while (got < 0 && errno == EINTR);
     }
     if (n > 0 && got == 1 && first == kFirstByteTcpcrypt) return Tcpcrypt(std::move(fd), peer);
-    if (n > 0 && got == 1 && first == kFirstByteTls && o_.accept_tls) {
-      return Status(StatusCode::kUnimplemented, "TLS 1.3 fallback is not available in this build");
+    if (n > 0 && got == 1 && first == kFirstByteTls && tls_ != nullptr) {
+      return Tls(std::move(fd), peer);
     }
     if (o_.encryption == Encryption::kPrefer && got >= 0) return Plain(std::move(fd), peer);
     if (n == 0) return Status(StatusCode::kDeadlineExceeded, peer + ": the client sent nothing");
@@ -240,7 +203,8 @@ class ServerImpl final : public Server {
         std::vector<PeerIdentity>{}, std::vector<uint8_t>{}, false));
   }
 
-  StatusOr<std::unique_ptr<Session>> Tcpcrypt(inband::UniqueFd fd, const std::string& peer) {
+  // TcpcryptOptions configures a passive connection of this server.
+  inband::Options TcpcryptOptions() {
     inband::Options opts;
     opts.engine = sdk::EngineConfigFor(o_);
     opts.engine.ephemeral_keys = &ephemeral_;
@@ -251,6 +215,11 @@ class ServerImpl final : public Server {
     opts.engine.require_peer_application_aware = auth_->enabled() && auth_->required();
     opts.handshake_timeout_ms = o_.timeouts.handshake_ms;
     opts.io_timeout_ms = o_.timeouts.io_ms;
+    return opts;
+  }
+
+  StatusOr<std::unique_ptr<Session>> Tcpcrypt(inband::UniqueFd fd, const std::string& peer) {
+    inband::Options opts = TcpcryptOptions();
     inband::Status st;
     auto conn = inband::Connection::FromSocket(std::move(fd), Engine::Role::kPassive,
                                                std::move(opts), peer, &st);
@@ -275,17 +244,533 @@ class ServerImpl final : public Server {
         std::move(transport), std::move(ids), std::move(r.leftover), server.used_ticket()));
   }
 
+  // TLS 1.3 on the same port: the SDK client always runs the negotiation
+  // over TLS (there is no ENO a bit), and the authenticators endorse the
+  // RFC 9266 exporter.
+  StatusOr<std::unique_ptr<Session>> Tls(inband::UniqueFd fd, const std::string& peer) {
+    inband::Status st;
+    auto stream = sdk::TlsStream::Accept(std::move(fd), *tls_, o_.timeouts.handshake_ms, &st);
+    if (stream == nullptr) return sdk::FromTls(st);
+    stream->set_io_timeout_ms(o_.timeouts.io_ms);
+    auto transport = std::make_unique<sdk::TlsTransport>(std::move(stream));
+    if (!transport->ok()) return Status(StatusCode::kInternal, peer + ": TLS exporter unavailable");
+    sdk::Waker waker;
+    auth::AuthServer server(auth_->Config(),
+                            auth::ChannelBinding::TlsExporter(transport->binding()),
+                            waker.Callback());
+    (void)server.Start();
+    sdk::AuthRunResult r = sdk::RunAuthentication(*transport, server, &waker, o_.timeouts.auth_ms);
+    if (!r.ok()) return AuthFailure(r);
+    std::vector<PeerIdentity> ids;
+    for (const auto& id : server.identities()) ids.push_back(sdk::FromAuth(id));
+    return std::unique_ptr<Session>(std::make_unique<sdk::SessionImpl>(
+        std::move(transport), std::move(ids), std::move(r.leftover), server.used_ticket()));
+  }
+
   const ServerOptions o_;
   std::shared_ptr<sdk::ServerAuth> auth_;
+  std::shared_ptr<sdk::TlsServerContext> tls_;
   EphemeralKeyCache ephemeral_;
   ResumptionCache resumption_;
   std::unique_ptr<inband::Listener> listener_;
   int stop_fd_ = -1;
   std::atomic<bool> stopped_{false};
   std::atomic<uint64_t> accepted_{0}, authenticated_{0}, failed_{0}, pending_{0};
-  std::mutex workers_mu_;
-  std::vector<Worker> workers_;
 };
+
+// --- Serve: one event loop, a pool of handler threads ------------------------
+
+using LoopClock = std::chrono::steady_clock;
+
+// WorkerPool runs jobs on a fixed set of threads, in order of arrival.
+class WorkerPool {
+ public:
+  explicit WorkerPool(int threads) {
+    for (int i = 0; i < std::max(threads, 1); ++i) threads_.emplace_back([this] { Run(); });
+  }
+  ~WorkerPool() { Finish(); }
+  WorkerPool(const WorkerPool&) = delete;
+  WorkerPool& operator=(const WorkerPool&) = delete;
+
+  void Post(std::function<void()> job) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      jobs_.push_back(std::move(job));
+    }
+    cv_.notify_one();
+  }
+
+  // Finish runs the jobs already queued, then joins the threads.
+  void Finish() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      closing_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+  }
+
+ private:
+  void Run() {
+    for (;;) {
+      std::function<void()> job;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [this] { return closing_ || !jobs_.empty(); });
+        if (jobs_.empty()) return;
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      job();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  bool closing_ = false;
+  std::vector<std::thread> threads_;
+};
+
+// WakeQueue is the event loop's one eventfd for wake-ups from other threads
+// (the X.509 batch signer): Push is thread-safe. It is shared with the wake
+// callbacks, so a late callback after Serve returned is harmless.
+class WakeQueue {
+ public:
+  WakeQueue() : fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+  ~WakeQueue() {
+    if (fd_ >= 0) close(fd_);
+  }
+  WakeQueue(const WakeQueue&) = delete;
+  WakeQueue& operator=(const WakeQueue&) = delete;
+
+  int fd() const { return fd_; }
+  void Push(uint64_t id) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ids_.push_back(id);
+    }
+    const uint64_t one = 1;
+    ssize_t n;
+    do {
+      n = write(fd_, &one, sizeof(one));
+    } while (n < 0 && errno == EINTR);
+  }
+  // Take clears the eventfd and returns the connections to poll.
+  std::vector<uint64_t> Take() {
+    uint64_t v = 0;
+    (void)!read(fd_, &v, sizeof(v));
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<uint64_t> out;
+    out.swap(ids_);
+    return out;
+  }
+
+ private:
+  int fd_ = -1;
+  std::mutex mu_;
+  std::vector<uint64_t> ids_;
+};
+
+// ServeLoop is one run of Server::Serve. One thread (Run's caller) owns
+// every connection until it is ready: it accepts, sniffs the first byte,
+// runs the tcpcrypt handshake (NonBlockingConnection) and the
+// authentication (AuthServer, sans I/O) of all of them at once, each bound
+// by its own deadline. A ready session goes to the worker pool.
+class ServeLoop {
+ public:
+  ServeLoop(ServerImpl& server, std::function<void(std::unique_ptr<Session>)> handler,
+            int worker_threads)
+      : s_(server), handler_(std::move(handler)), pool_(worker_threads),
+        wake_(std::make_shared<WakeQueue>()) {}
+
+  Status Run();
+
+ private:
+  // Epoll keys: these three, then one per connection (never reused).
+  static constexpr uint64_t kListenerKey = 0;
+  static constexpr uint64_t kStopKey = 1;
+  static constexpr uint64_t kWakeKey = 2;
+
+  enum class Phase : uint8_t { kSniff, kHandshake, kAuth };
+
+  struct Conn {
+    uint64_t id = 0;
+    Phase phase = Phase::kSniff;
+    inband::UniqueFd fd;  // kSniff only; then nb owns the socket
+    std::string peer;
+    std::unique_ptr<inband::NonBlockingConnection> nb;
+    std::unique_ptr<auth::AuthServer> auth;
+    LoopClock::time_point deadline = LoopClock::time_point::max();
+    uint32_t events = 0;  // the mask registered with epoll
+    int registered_fd = -1;
+  };
+  using Deadline = std::pair<LoopClock::time_point, uint64_t>;
+
+  int SocketOf(const Conn& c) const { return c.phase == Phase::kSniff ? c.fd.get() : c.nb->fd(); }
+  bool Add(int fd, uint32_t events, uint64_t key);
+  void AcceptAll();
+  void OnEvent(Conn& c, uint32_t revents);
+  void Sniff(Conn& c);
+  void Advance(Conn& c);
+  void Pump(Conn& c);
+  void SetDeadline(Conn& c, int ms);
+  void Watch(Conn& c);
+  void Unregister(Conn& c);
+  void Fail(Conn& c);
+  void Ready(Conn& c, std::vector<PeerIdentity> ids, std::vector<uint8_t> leftover, bool ticket);
+  void HandOff(Conn& c);
+  void Erase(Conn& c);
+  void ExpireDeadlines();
+  int TimeoutMs() const;
+  void Shutdown();
+
+  ServerImpl& s_;
+  std::function<void(std::unique_ptr<Session>)> handler_;
+  WorkerPool pool_;
+  std::shared_ptr<WakeQueue> wake_;
+  inband::UniqueFd epoll_;
+  uint64_t next_id_ = kWakeKey + 1;
+  std::unordered_map<uint64_t, std::unique_ptr<Conn>> conns_;
+  std::priority_queue<Deadline, std::vector<Deadline>, std::greater<>> deadlines_;
+  bool listener_paused_ = false;
+  LoopClock::time_point resume_listener_at_{};
+};
+
+bool ServeLoop::Add(int fd, uint32_t events, uint64_t key) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.u64 = key;
+  return epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) == 0;
+}
+
+Status ServeLoop::Run() {
+  epoll_.Reset(epoll_create1(EPOLL_CLOEXEC));
+  if (!epoll_ || wake_->fd() < 0 || !Add(s_.listener_->fd(), EPOLLIN, kListenerKey) ||
+      !Add(s_.stop_fd_, EPOLLIN, kStopKey) || !Add(wake_->fd(), EPOLLIN, kWakeKey)) {
+    const int saved_errno = errno;
+    Shutdown();
+    return Status(StatusCode::kInternal, std::string("epoll: ") + std::strerror(saved_errno));
+  }
+  std::vector<epoll_event> events(256);
+  while (!s_.stopped_.load()) {
+    const int n = epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()),
+                             TimeoutMs());
+    if (n < 0 && errno != EINTR) {
+      const int saved_errno = errno;
+      Shutdown();
+      return Status(StatusCode::kInternal,
+                    std::string("epoll_wait: ") + std::strerror(saved_errno));
+    }
+    for (int i = 0; i < n && !s_.stopped_.load(); ++i) {
+      const uint64_t key = events[static_cast<size_t>(i)].data.u64;
+      if (key == kListenerKey) {
+        AcceptAll();
+      } else if (key == kWakeKey) {
+        for (uint64_t id : wake_->Take()) {
+          auto it = conns_.find(id);
+          if (it == conns_.end() || it->second->phase != Phase::kAuth) continue;
+          (void)it->second->auth->Poll();
+          Pump(*it->second);
+        }
+      } else if (key != kStopKey) {
+        auto it = conns_.find(key);
+        if (it != conns_.end()) OnEvent(*it->second, events[static_cast<size_t>(i)].events);
+      }
+    }
+    ExpireDeadlines();
+    if (listener_paused_ && LoopClock::now() >= resume_listener_at_) {
+      listener_paused_ = !Add(s_.listener_->fd(), EPOLLIN, kListenerKey);
+      if (listener_paused_) resume_listener_at_ = LoopClock::now() + std::chrono::milliseconds(10);
+    }
+  }
+  Shutdown();
+  return Status();
+}
+
+// Shutdown closes every connection still in the handshake or the
+// authentication (each counts as failed), then lets the workers finish.
+void ServeLoop::Shutdown() {
+  while (!conns_.empty()) Fail(*conns_.begin()->second);
+  epoll_.Reset();
+  pool_.Finish();
+}
+
+int ServeLoop::TimeoutMs() const {
+  LoopClock::time_point next = LoopClock::time_point::max();
+  if (!deadlines_.empty()) next = deadlines_.top().first;
+  if (listener_paused_) next = std::min(next, resume_listener_at_);
+  if (next == LoopClock::time_point::max()) return -1;
+  const auto left = next - LoopClock::now();
+  if (left <= LoopClock::duration::zero()) return 0;
+  // Round up, so the deadline has passed when epoll_wait returns.
+  const auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
+  return static_cast<int>(std::min<int64_t>(ms, 1 << 30));
+}
+
+void ServeLoop::AcceptAll() {
+  // A bounded batch per wake-up keeps the other connections moving.
+  for (int i = 0; i < 64; ++i) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof(ss);
+    const int fd = accept4(s_.listener_->fd(), reinterpret_cast<sockaddr*>(&ss), &len,
+                           SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        // Out of descriptors: stop accepting briefly rather than spin.
+        (void)epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, s_.listener_->fd(), nullptr);
+        listener_paused_ = true;
+        resume_listener_at_ = LoopClock::now() + std::chrono::milliseconds(10);
+      }
+      return;  // EAGAIN and the rest: wait for the next event
+    }
+    inband::UniqueFd sock(fd);
+    s_.accepted_.fetch_add(1);
+    const std::string peer = PeerName(ss);
+    if (s_.o_.encryption == Encryption::kDisable) {
+      // No handshake: the plain session is ready now.
+      StatusOr<std::unique_ptr<Session>> session = s_.Establish(std::move(sock), peer);
+      if (session.ok()) {
+        auto holder = std::make_shared<std::unique_ptr<Session>>(std::move(session.value()));
+        pool_.Post([this, holder] { handler_(std::move(*holder)); });
+      }
+      continue;
+    }
+    // Bounded: beyond max_pending_handshakes new connections are closed
+    // at once and counted as failed.
+    if (s_.pending_.load() >= s_.o_.max_pending_handshakes) {
+      s_.failed_.fetch_add(1);
+      continue;
+    }
+    auto c = std::make_unique<Conn>();
+    c->id = next_id_++;
+    c->fd = std::move(sock);
+    c->peer = peer;
+    if (!Add(c->fd.get(), EPOLLIN, c->id)) {
+      s_.failed_.fetch_add(1);
+      continue;
+    }
+    c->events = EPOLLIN;
+    c->registered_fd = c->fd.get();
+    s_.pending_.fetch_add(1);
+    // handshake_ms bounds the first byte and the whole handshake.
+    SetDeadline(*c, s_.o_.timeouts.handshake_ms);
+    conns_.emplace(c->id, std::move(c));
+  }
+}
+
+void ServeLoop::SetDeadline(Conn& c, int ms) {
+  if (ms <= 0) {
+    c.deadline = LoopClock::time_point::max();
+    return;
+  }
+  c.deadline = LoopClock::now() + std::chrono::milliseconds(ms);
+  deadlines_.emplace(c.deadline, c.id);
+}
+
+void ServeLoop::ExpireDeadlines() {
+  const LoopClock::time_point now = LoopClock::now();
+  while (!deadlines_.empty() && deadlines_.top().first <= now) {
+    const Deadline d = deadlines_.top();
+    deadlines_.pop();
+    auto it = conns_.find(d.second);
+    // Entries are not removed when a connection moves on; skip stale ones.
+    if (it == conns_.end() || it->second->deadline != d.first) continue;
+    Fail(*it->second);
+  }
+}
+
+void ServeLoop::OnEvent(Conn& c, uint32_t revents) {
+  if (c.phase == Phase::kSniff) {
+    Sniff(c);
+    return;
+  }
+  if ((revents & EPOLLOUT) != 0) c.nb->OnWritable();
+  if ((revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0 && c.nb->wants_read()) c.nb->OnReadable();
+  Advance(c);
+}
+
+void ServeLoop::Sniff(Conn& c) {
+  uint8_t first = 0;
+  ssize_t got;
+  do {
+    got = recv(c.fd.get(), &first, 1, MSG_PEEK);
+  } while (got < 0 && errno == EINTR);
+  if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+  if (got != 1 || first != kFirstByteTcpcrypt) {
+    // A plain or TLS client, or a bad one: the blocking path decides.
+    HandOff(c);
+    return;
+  }
+  Unregister(c);
+  inband::Status st;
+  auto conn = inband::Connection::FromSocket(std::move(c.fd), Engine::Role::kPassive,
+                                             s_.TcpcryptOptions(), c.peer, &st);
+  if (conn == nullptr) {
+    Fail(c);
+    return;
+  }
+  c.nb = inband::NonBlockingConnection::FromConnection(std::move(conn));
+  c.phase = Phase::kHandshake;
+  if (c.nb->fd() >= 0) {
+    c.events = 0;
+    if (!Add(c.nb->fd(), 0, c.id)) {
+      Fail(c);
+      return;
+    }
+    c.registered_fd = c.nb->fd();
+  }
+  // The client's bytes are already waiting: read them now.
+  c.nb->OnReadable();
+  Advance(c);
+}
+
+void ServeLoop::Advance(Conn& c) {
+  if (c.phase == Phase::kHandshake) {
+    if (c.nb->failed()) {
+      Fail(c);
+      return;
+    }
+    if (!c.nb->handshake_done()) {
+      Watch(c);
+      return;
+    }
+    // RFC 8547 §4.2: only an application-aware peer (a bit) runs the
+    // authentication; the engine already refused others if it is required.
+    if (!s_.auth_->enabled() || !c.nb->engine().peer_application_aware()) {
+      Ready(c, {}, {}, false);
+      return;
+    }
+    c.auth = std::make_unique<auth::AuthServer>(
+        s_.auth_->Config(), auth::ChannelBinding::SessionId(c.nb->session_id()),
+        [wake = wake_, id = c.id] { wake->Push(id); });
+    (void)c.auth->Start();
+    c.phase = Phase::kAuth;
+    SetDeadline(c, s_.o_.timeouts.auth_ms);
+  }
+  Pump(c);
+}
+
+// Pump moves bytes between the connection and the AuthServer until neither
+// can make progress, then finishes the connection or waits for the socket.
+void ServeLoop::Pump(Conn& c) {
+  auth::AuthServer& a = *c.auth;
+  inband::NonBlockingConnection& nb = *c.nb;
+  for (;;) {
+    // Flush what the server says, including its last words after a failure
+    // (the client then learns "authentication failed").
+    if (!a.PendingOutput().empty()) {
+      const inband::Status st = nb.Write(a.PendingOutput());
+      a.ConsumeOutput(a.PendingOutput().size());
+      if (!st.ok() && !a.failed()) {
+        Fail(c);
+        return;
+      }
+    }
+    if (a.done() || a.failed()) break;
+    const ByteSpan in = nb.PeekPlaintext();
+    if (!in.empty()) {
+      const size_t n = in.size();
+      (void)a.Feed(in);
+      nb.ConsumePlaintext(n);
+      continue;
+    }
+    if (nb.failed() || nb.at_eof()) {
+      // A refusing client closes the connection (auth_session.h).
+      (void)a.OnPeerClosed();
+      continue;
+    }
+    break;
+  }
+  if (a.failed()) {
+    Fail(c);
+    return;
+  }
+  if (a.done()) {
+    std::vector<PeerIdentity> ids;
+    for (const auto& id : a.identities()) ids.push_back(sdk::FromAuth(id));
+    std::vector<uint8_t> leftover(a.Leftover().begin(), a.Leftover().end());
+    Ready(c, std::move(ids), std::move(leftover), a.used_ticket());
+    return;
+  }
+  Watch(c);
+}
+
+// Watch registers the events the connection waits for.
+void ServeLoop::Watch(Conn& c) {
+  const int fd = SocketOf(c);
+  if (fd < 0) {
+    Fail(c);
+    return;
+  }
+  uint32_t want = 0;
+  if (c.phase == Phase::kSniff || c.nb->wants_read()) want |= EPOLLIN;
+  if (c.phase != Phase::kSniff && c.nb->wants_write()) want |= EPOLLOUT;
+  if (want == c.events) return;
+  epoll_event ev{};
+  ev.events = want;
+  ev.data.u64 = c.id;
+  if (epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, fd, &ev) != 0) {
+    Fail(c);
+    return;
+  }
+  c.events = want;
+}
+
+void ServeLoop::Unregister(Conn& c) {
+  // A socket the connection closed itself already left the epoll set.
+  const int fd = c.phase == Phase::kSniff ? c.fd.get() : (c.nb ? c.nb->fd() : -1);
+  if (fd >= 0 && fd == c.registered_fd) {
+    (void)epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+  }
+  c.registered_fd = -1;
+}
+
+void ServeLoop::Erase(Conn& c) {
+  Unregister(c);
+  s_.pending_.fetch_sub(1);
+  conns_.erase(c.id);  // closes the socket, if still open
+}
+
+void ServeLoop::Fail(Conn& c) {
+  s_.failed_.fetch_add(1);
+  Erase(c);
+}
+
+void ServeLoop::Ready(Conn& c, std::vector<PeerIdentity> ids, std::vector<uint8_t> leftover,
+                      bool ticket) {
+  Unregister(c);
+  auto session = std::make_shared<std::unique_ptr<Session>>(std::make_unique<sdk::SessionImpl>(
+      std::make_unique<sdk::NonBlockingTcpcryptTransport>(std::move(c.nb),
+                                                          s_.o_.timeouts.io_ms),
+      std::move(ids), std::move(leftover), ticket));
+  s_.authenticated_.fetch_add(1);
+  Erase(c);
+  pool_.Post([this, session] { handler_(std::move(*session)); });
+}
+
+// HandOff gives a non-tcpcrypt connection to a worker, which runs the
+// blocking path (plain TCP, TLS); it stays pending until that is done.
+void ServeLoop::HandOff(Conn& c) {
+  Unregister(c);
+  auto fd = std::make_shared<inband::UniqueFd>(std::move(c.fd));
+  std::string peer = c.peer;
+  conns_.erase(c.id);
+  pool_.Post([this, fd, peer] {
+    StatusOr<std::unique_ptr<Session>> session = s_.Establish(std::move(*fd), peer);
+    s_.pending_.fetch_sub(1);
+    if (session.ok()) handler_(std::move(session.value()));
+  });
+}
+
+Status ServerImpl::Serve(std::function<void(std::unique_ptr<Session>)> handler,
+                         int worker_threads) {
+  if (listener_ == nullptr) return Status(StatusCode::kFailedPrecondition, "call Listen first");
+  ServeLoop loop(*this, std::move(handler), worker_threads);
+  return loop.Run();
+}
 
 }  // namespace
 
@@ -301,8 +786,14 @@ StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
   }
   StatusOr<std::shared_ptr<sdk::ServerAuth>> auth = sdk::ServerAuth::Create(options);
   if (!auth.ok()) return auth.status();
-  return std::unique_ptr<Server>(
-      std::make_unique<ServerImpl>(std::move(options), std::move(auth.value())));
+  std::shared_ptr<sdk::TlsServerContext> tls;
+  if (options.accept_tls) {
+    inband::Status st;
+    tls = sdk::TlsServerContext::FromFiles(options.cert_file, options.key_file, &st);
+    if (tls == nullptr) return Status(StatusCode::kInvalidArgument, st.message);
+  }
+  return std::unique_ptr<Server>(std::make_unique<ServerImpl>(
+      std::move(options), std::move(auth.value()), std::move(tls)));
 }
 
 }  // namespace tcpcrypt

@@ -1,8 +1,9 @@
 // session.h: one protected, possibly authenticated connection.
 //
-// Thread-safety: a Session may be read by one thread while another writes;
-// no two threads may read (or write) at once. Close() and the destructor
-// must not race with other calls.
+// Thread-safety: a Session is used by one thread at a time (in 0.1 a
+// reader and a writer on two threads would race inside the transport).
+// Different sessions are independent. Close() and the destructor must not
+// race with other calls.
 #ifndef TCPCRYPT_SESSION_H_
 #define TCPCRYPT_SESSION_H_
 

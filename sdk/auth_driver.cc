@@ -29,6 +29,26 @@ AuthRunResult Finish(auth::AuthEndpoint& ep) {
 
 }  // namespace
 
+Status AuthRunResult::ToStatus() const {
+  switch (error) {
+    case auth::AuthError::kNone:
+      return Status();
+    case auth::AuthError::kTimeout:
+      return Status(StatusCode::kDeadlineExceeded, "authentication: " + detail);
+    case auth::AuthError::kInternal:
+      return Status(StatusCode::kUnavailable, "authentication: " + detail);
+    case auth::AuthError::kMalformed:
+    case auth::AuthError::kUnexpectedMessage:
+    case auth::AuthError::kNoCommonMechanism:
+    case auth::AuthError::kBadProof:
+    case auth::AuthError::kCertificate:
+    case auth::AuthError::kRefused:
+    case auth::AuthError::kThrottled:
+      break;
+  }
+  return Status(StatusCode::kUnauthenticated, "authentication failed: " + detail);
+}
+
 Waker::Waker() : fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
 
 Waker::~Waker() {

@@ -39,6 +39,10 @@ struct AuthRunResult {
   // Application bytes that arrived behind the last authentication message.
   std::vector<uint8_t> leftover;
   bool ok() const { return error == auth::AuthError::kNone; }
+  // ToStatus maps the outcome onto the public codes: time-outs are
+  // DEADLINE_EXCEEDED, a broken connection UNAVAILABLE, every refusal
+  // UNAUTHENTICATED.
+  Status ToStatus() const;
 };
 
 // RunAuthentication drives |endpoint| (already Start()ed) over |conn| until

@@ -14,26 +14,6 @@ namespace {
 
 using sdk::Transport;
 
-Status AuthStatus(const sdk::AuthRunResult& r) {
-  switch (r.error) {
-    case auth::AuthError::kNone:
-      return Status();
-    case auth::AuthError::kTimeout:
-      return Status(StatusCode::kDeadlineExceeded, "authentication: " + r.detail);
-    case auth::AuthError::kInternal:
-      return Status(StatusCode::kUnavailable, "authentication: " + r.detail);
-    case auth::AuthError::kMalformed:
-    case auth::AuthError::kUnexpectedMessage:
-    case auth::AuthError::kNoCommonMechanism:
-    case auth::AuthError::kBadProof:
-    case auth::AuthError::kCertificate:
-    case auth::AuthError::kRefused:
-    case auth::AuthError::kThrottled:
-      return Status(StatusCode::kUnauthenticated, "authentication failed: " + r.detail);
-  }
-  return Status(StatusCode::kUnknown, r.detail);
-}
-
 class ClientImpl final : public Client {
  public:
   ClientImpl(ClientOptions o, std::shared_ptr<sdk::ClientAuth> auth,
@@ -109,7 +89,7 @@ class ClientImpl final : public Client {
     (void)client.Start();
     sdk::AuthRunResult r =
         sdk::RunAuthentication(*transport, client, nullptr, o_.timeouts.auth_ms);
-    if (!r.ok()) return AuthStatus(r);
+    if (!r.ok()) return r.ToStatus();
     std::vector<PeerIdentity> ids;
     for (const auto& id : client.identities()) ids.push_back(sdk::FromAuth(id));
     return std::unique_ptr<Session>(std::make_unique<sdk::SessionImpl>(

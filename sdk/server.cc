@@ -57,25 +57,6 @@ std::string PeerName(const sockaddr_storage& ss) {
   return inband::FormatHostPort(host, port);
 }
 
-Status AuthFailure(const sdk::AuthRunResult& r) {
-  switch (r.error) {
-    case auth::AuthError::kTimeout:
-      return Status(StatusCode::kDeadlineExceeded, "authentication: " + r.detail);
-    case auth::AuthError::kInternal:
-      return Status(StatusCode::kUnavailable, "authentication: " + r.detail);
-    case auth::AuthError::kNone:
-    case auth::AuthError::kMalformed:
-    case auth::AuthError::kUnexpectedMessage:
-    case auth::AuthError::kNoCommonMechanism:
-    case auth::AuthError::kBadProof:
-    case auth::AuthError::kCertificate:
-    case auth::AuthError::kRefused:
-    case auth::AuthError::kThrottled:
-      break;
-  }
-  return Status(StatusCode::kUnauthenticated, "authentication failed: " + r.detail);
-}
-
 class ServeLoop;
 
 class ServerImpl final : public Server {
@@ -237,7 +218,7 @@ class ServerImpl final : public Server {
     (void)server.Start();
     sdk::AuthRunResult r =
         sdk::RunAuthentication(*transport, server, &waker, o_.timeouts.auth_ms);
-    if (!r.ok()) return AuthFailure(r);
+    if (!r.ok()) return r.ToStatus();
     std::vector<PeerIdentity> ids;
     for (const auto& id : server.identities()) ids.push_back(sdk::FromAuth(id));
     return std::unique_ptr<Session>(std::make_unique<sdk::SessionImpl>(
@@ -260,7 +241,7 @@ class ServerImpl final : public Server {
                             waker.Callback());
     (void)server.Start();
     sdk::AuthRunResult r = sdk::RunAuthentication(*transport, server, &waker, o_.timeouts.auth_ms);
-    if (!r.ok()) return AuthFailure(r);
+    if (!r.ok()) return r.ToStatus();
     std::vector<PeerIdentity> ids;
     for (const auto& id : server.identities()) ids.push_back(sdk::FromAuth(id));
     return std::unique_ptr<Session>(std::make_unique<sdk::SessionImpl>(

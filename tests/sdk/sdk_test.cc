@@ -240,6 +240,33 @@ TEST_F(SdkTest, MandatoryAuthenticationRefusesAClientThatOffersNone) {
   EXPECT_EQ(server.value()->stats().failed, 1u);
 }
 
+TEST_F(SdkTest, APeerSpeakingNeitherTcpcryptNorTlsIsRefusedAndServingGoesOn) {
+  auto server = Server::Create(PasswordServer(AuthMechanism::kPake));
+  ASSERT_TRUE(server.ok());
+  ASSERT_TRUE(server.value()->Listen("127.0.0.1", 0).ok());
+  auto accepted = std::async(std::launch::async, [&] { return server.value()->Accept(); });
+  // An HTTP client: its first byte is 'G', neither ENO (69) nor TLS (22).
+  const int raw = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(server.value()->port());
+  ASSERT_EQ(connect(raw, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  const char kHttp[] = "GET / HTTP/1.0\r\n\r\n";
+  ASSERT_EQ(write(raw, kHttp, sizeof(kHttp) - 1), static_cast<ssize_t>(sizeof(kHttp) - 1));
+  char c;
+  EXPECT_LE(read(raw, &c, 1), 0);  // closed without a byte of reply
+  close(raw);
+  // The server goes on serving real clients.
+  auto client = Client::Create(PasswordClient(AuthMechanism::kPake));
+  auto good = client.value()->Connect("127.0.0.1", server.value()->port());
+  ASSERT_TRUE(good.ok()) << good.status().ToString();
+  auto s = accepted.get();
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s.value()->peer()->name, "alice");
+  EXPECT_EQ(server.value()->stats().failed, 1u);
+}
+
 TEST_F(SdkTest, OptionalAuthenticationServesAnonymousClients) {
   ServerOptions o = PasswordServer(AuthMechanism::kPake);
   o.require_authentication = false;

@@ -1,5 +1,7 @@
 #include "sdk/tls_stream.h"
 
+#include "core_transport/inband/wait.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -61,51 +63,10 @@ constexpr char kCipherSuites[] =
 constexpr char kGroups[] = "X25519:P-256";
 constexpr unsigned char kSessionIdContext[] = "tcpcrypt-tls";
 
-uint64_t NowMs() {
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(
-          std::chrono::steady_clock::now().time_since_epoch())
-          .count());
-}
-
-// DeadlineAfter returns NowMs() + ms, or 0 (no deadline) for ms <= 0.
-uint64_t DeadlineAfter(int ms) {
-  return ms > 0 ? NowMs() + static_cast<uint64_t>(ms) : 0;
-}
-
-enum class WaitResult : uint8_t { kReady, kTimeout, kError };
-
-// WaitFd polls |fd| for |events| until |deadline_ms| (0: forever). EINTR
-// restarts the wait with the time left.
-WaitResult WaitFd(int fd, short events, uint64_t deadline_ms,
-                  short* out_revents, int* out_errno) {
-  for (;;) {
-    int timeout = -1;
-    if (deadline_ms != 0) {
-      const uint64_t now = NowMs();
-      if (now >= deadline_ms) return WaitResult::kTimeout;
-      timeout =
-          static_cast<int>(std::min<uint64_t>(deadline_ms - now, 1 << 30));
-    }
-    pollfd p{fd, events, 0};
-    const int r = ::poll(&p, 1, timeout);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      *out_errno = errno;
-      return WaitResult::kError;
-    }
-    if (r == 0) {
-      if (deadline_ms == 0) continue;
-      return WaitResult::kTimeout;
-    }
-    if ((p.revents & POLLNVAL) != 0) {
-      *out_errno = EBADF;
-      return WaitResult::kError;
-    }
-    *out_revents = p.revents;
-    return WaitResult::kReady;
-  }
-}
+using inband::DeadlineAfter;
+using inband::NowMs;
+using inband::WaitFd;
+using inband::WaitResult;
 
 std::string NumericPeer(int fd) {
   sockaddr_storage ss{};

@@ -156,14 +156,24 @@ class ServerImpl final : public Server {
 
   StatusOr<std::unique_ptr<Session>> EstablishInner(inband::UniqueFd fd, const std::string& peer) {
     if (o_.encryption == Encryption::kDisable) return Plain(std::move(fd), peer);
+    // Peek at the first byte: 0x45 is tcpcrypt's ENO option, 0x16 a TLS
+    // record. It has usually arrived with the accept, so look before
+    // polling.
     uint8_t first = 0;
-    pollfd p{fd.get(), POLLIN, 0};
-    const int n = poll(&p, 1, o_.timeouts.handshake_ms);
     ssize_t got = 0;
-    if (n > 0) {
-      do {
-        got = recv(fd.get(), &first, 1, MSG_PEEK);
-      } while (got < 0 && errno == EINTR);
+    do {
+      got = recv(fd.get(), &first, 1, MSG_PEEK | MSG_DONTWAIT);
+    } while (got < 0 && errno == EINTR);
+    int n = got >= 0 ? 1 : -1;
+    if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      pollfd p{fd.get(), POLLIN, 0};
+      n = poll(&p, 1, o_.timeouts.handshake_ms);
+      got = 0;
+      if (n > 0) {
+        do {
+          got = recv(fd.get(), &first, 1, MSG_PEEK);
+        } while (got < 0 && errno == EINTR);
+      }
     }
     if (n > 0 && got == 1 && first == kFirstByteTcpcrypt) return Tcpcrypt(std::move(fd), peer);
     if (n > 0 && got == 1 && first == kFirstByteTls && tls_ != nullptr) {

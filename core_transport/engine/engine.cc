@@ -14,6 +14,8 @@ namespace {
 
 // The input buffer holds at least two whole maximum-size frames.
 constexpr size_t kInputCapacity = 2 * (kFrameHeaderLen + kMaxCiphertextLen) + 16384;
+// Initial size of the input, output and plaintext buffers.
+constexpr size_t kInitialBufferLen = 4096;
 
 bool Offered(const std::vector<Tep>& teps, uint8_t id) {
   return std::any_of(teps.begin(), teps.end(),
@@ -67,9 +69,13 @@ struct Engine::Direction {
 
 Engine::Engine(Role role, EngineConfig config, Rng& rng, const Clock& clock)
     : role_(role), config_(std::move(config)), rng_(rng), clock_(clock) {
-  in_.resize(kInputCapacity);
-  out_.resize(kFrameHeaderLen + kMaxCiphertextLen + 1024);
-  plain_.resize(kPlainHeadroom + kMaxCiphertextLen);
+  // The buffers start small and grow on demand (up to kInputCapacity for
+  // input): a handshake and a short exchange never touch more than a few
+  // KiB, so a fresh engine costs neither a large zero-fill nor a large
+  // wipe, and an idle connection holds little memory.
+  in_.resize(kInitialBufferLen);
+  out_.resize(kInitialBufferLen);
+  plain_.resize(kPlainHeadroom + kInitialBufferLen);
 }
 
 Engine::~Engine() {
@@ -168,11 +174,16 @@ size_t Engine::Read(MutableByteSpan out) {
 // --- input ----------------------------------------------------------------
 
 MutableByteSpan Engine::InputBuffer(size_t min_size) {
-  min_size = std::min(min_size, in_.size());
+  min_size = std::clamp<size_t>(min_size, 1, kInputCapacity);
   if (in_.size() - in_tail_ < min_size && in_head_ > 0) {
     std::memmove(in_.data(), in_.data() + in_head_, in_tail_ - in_head_);
     in_tail_ -= in_head_;
     in_head_ = 0;
+  }
+  // Grow (doubling, at most to kInputCapacity, which holds two whole frames
+  // plus slack) so that a partial frame always has room to complete.
+  if (in_.size() - in_tail_ < min_size && in_.size() < kInputCapacity) {
+    in_.resize(std::min(kInputCapacity, std::max(2 * in_.size(), in_tail_ + min_size)));
   }
   return MutableByteSpan(in_.data() + in_tail_, in_.size() - in_tail_);
 }

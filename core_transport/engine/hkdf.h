@@ -1,4 +1,5 @@
-// hkdf.h: HKDF-SHA256 (RFC 5869) through OpenSSL's EVP_KDF.
+// hkdf.h: HKDF-SHA256 (RFC 5869) through OpenSSL (HMAC for Extract,
+// EVP_KDF for Expand).
 //
 // RFC 8548 §3.1: Extract and CPRF are HKDF-Extract and HKDF-Expand with
 // SHA-256 for every TEP this engine supports.

@@ -34,9 +34,10 @@ void UniqueFd::Reset(int fd) {
 
 namespace {
 
-// recv asks the engine for at least this much room: one whole frame, so a
-// full-size frame never needs two reads.
-constexpr size_t kRecvMinRoom = kFrameHeaderLen + kMaxCiphertextLen;
+// recv asks the engine for at least this much room. The engine grows its
+// input buffer on demand (up to two whole frames), so a connection that only
+// handshakes and exchanges a few bytes keeps small buffers.
+constexpr size_t kRecvMinRoom = size_t{16} << 10;
 // Stop reading from the socket while this much plaintext waits unread.
 constexpr size_t kMaxBufferedPlaintext = size_t{1} << 20;
 // WriteAll / NonBlocking writes: encrypt at most this much per engine call,
@@ -332,6 +333,7 @@ class Carrier {
   bool failed() const { return !status_.ok(); }
   int io_timeout_ms() const { return io_timeout_ms_; }
   bool carrier_eof() const { return carrier_eof_; }
+  bool received_any() const { return received_any_; }
   bool shutdown_complete() const { return shut_wr_; }
   uint64_t handshake_deadline_ms() const { return handshake_deadline_ms_; }
 
@@ -674,10 +676,21 @@ std::unique_ptr<Connection> Connection::FromSocket(UniqueFd fd,
 Status Connection::Handshake() {
   Carrier& c = *c_;
   if (Status s = c.Start(); !s.ok()) return s;
+  // A passive opener is handed a socket whose peer has usually spoken
+  // already (the server peeks at the first byte to tell tcpcrypt from TLS),
+  // so it reads once before its first poll.
+  bool read_first =
+      c.engine().role() == Engine::Role::kPassive && !c.received_any();
   for (;;) {
     if (c.failed()) return c.status();
     const Carrier::Io io = c.SendSome();
     if (io == Carrier::Io::kFailed) return c.status();
+    if (read_first && !c.engine().handshake_done()) {
+      read_first = false;
+      const Carrier::Io got = c.RecvSome();
+      if (got == Carrier::Io::kFailed) return c.status();
+      if (got != Carrier::Io::kWouldBlock) continue;
+    }
     const bool pending = !c.engine().PendingOutput().empty();
     if (c.engine().handshake_done() && !pending) return Status::Ok();
     short events = pending ? POLLOUT : 0;

@@ -8,6 +8,7 @@
 #include <span>
 #include <string>
 #include <thread>
+#include <array>
 #include <vector>
 
 #include "core_transport/engine/rng.h"
@@ -64,6 +65,28 @@ TEST(HkdfTest, EmptySaltIsHashLenZeros) {
   ASSERT_TRUE(HkdfExtract({}, ikm, &a));
   ASSERT_TRUE(HkdfExtract(zeros, ikm, &b));
   EXPECT_TRUE(a.Equal(b));
+}
+
+// The contexts are cached per thread: a call must not inherit anything from
+// the one before it (OpenSSL ignores an empty salt or info parameter).
+TEST(HkdfTest, NothingCarriesOverBetweenCalls) {
+  DeterministicRng rng(7);
+  const std::vector<uint8_t> ikm = RandomBytes(rng, 32);
+  const std::vector<uint8_t> salt = RandomBytes(rng, 16);
+  const std::vector<uint8_t> info = RandomBytes(rng, 9);
+  SecretArray<kSha256Len> empty_first, with_salt, empty_again;
+  ASSERT_TRUE(HkdfExtract({}, ikm, &empty_first));
+  ASSERT_TRUE(HkdfExtract(salt, ikm, &with_salt));
+  ASSERT_TRUE(HkdfExtract({}, ikm, &empty_again));
+  EXPECT_FALSE(empty_first.Equal(with_salt));
+  EXPECT_TRUE(empty_first.Equal(empty_again));
+
+  std::array<uint8_t, 32> no_info{}, some_info{}, no_info_again{};
+  ASSERT_TRUE(HkdfExpand(with_salt.span(), {}, no_info));
+  ASSERT_TRUE(HkdfExpand(with_salt.span(), info, some_info));
+  ASSERT_TRUE(HkdfExpand(with_salt.span(), {}, no_info_again));
+  EXPECT_NE(no_info, some_info);
+  EXPECT_EQ(no_info, no_info_again);
 }
 
 // Extract is HMAC-SHA256(salt, ikm): cross-check against OpenSSL's one-shot

@@ -197,10 +197,14 @@ StatusOr<std::shared_ptr<ServerAuth>> ServerAuth::Create(const ServerOptions& o)
     a->tickets_ = std::make_shared<auth::TicketIssuer>(auth::TicketPolicy{},
                                                        SystemRng::Instance());
   }
+  // Built once: the mechanism factories check and parse the certificate
+  // chain, which costs more than a whole tcpcrypt handshake if repeated
+  // per connection.
+  a->config_ = a->BuildConfig();
   return a;
 }
 
-auth::ServerConfig ServerAuth::Config() const {
+auth::ServerConfig ServerAuth::BuildConfig() const {
   auth::ServerConfig c;
   c.realm = realm_;
   // With no plan there is nothing to insist on (a TLS client still

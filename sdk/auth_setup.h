@@ -49,7 +49,9 @@ class ServerAuth {
   static StatusOr<std::shared_ptr<ServerAuth>> Create(const ServerOptions& options);
   bool enabled() const { return !plans_.empty(); }
   bool required() const { return required_; }
-  auth::ServerConfig Config() const;
+  // Config is the authentication configuration every connection copies
+  // (built once by Create; the factories in it share their state).
+  const auth::ServerConfig& Config() const { return config_; }
   uint64_t root_signatures() const { return signer_ ? signer_->batches_signed() : 0; }
 
  private:
@@ -65,6 +67,9 @@ class ServerAuth {
   std::shared_ptr<auth::Throttle> throttle_;
   auth::KdfParams target_;
   size_t max_message_ = 0;
+  auth::ServerConfig config_;
+
+  auth::ServerConfig BuildConfig() const;
 };
 
 auth::KdfParams ToKdfParams(PasswordHashing h);

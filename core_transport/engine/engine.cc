@@ -14,8 +14,8 @@ namespace {
 
 // The input buffer holds at least two whole maximum-size frames.
 constexpr size_t kInputCapacity = 2 * (kFrameHeaderLen + kMaxCiphertextLen) + 16384;
-// Initial size of the input, output and plaintext buffers.
-constexpr size_t kInitialBufferLen = 4096;
+// Initial size of the input buffer.
+constexpr size_t kInitialInputLen = 4096;
 
 bool Offered(const std::vector<Tep>& teps, uint8_t id) {
   return std::any_of(teps.begin(), teps.end(),
@@ -69,13 +69,13 @@ struct Engine::Direction {
 
 Engine::Engine(Role role, EngineConfig config, Rng& rng, const Clock& clock)
     : role_(role), config_(std::move(config)), rng_(rng), clock_(clock) {
-  // The buffers start small and grow on demand (up to kInputCapacity for
-  // input): a handshake and a short exchange never touch more than a few
-  // KiB, so a fresh engine costs neither a large zero-fill nor a large
-  // wipe, and an idle connection holds little memory.
-  in_.resize(kInitialBufferLen);
-  out_.resize(kInitialBufferLen);
-  plain_.resize(kPlainHeadroom + kInitialBufferLen);
+  // The buffers start small or empty and grow on demand (input up to
+  // kInputCapacity): a handshake and a short exchange never touch more than
+  // a few KiB, so a fresh engine costs neither a large zero-fill nor a large
+  // wipe, and an idle connection holds little memory. Output and plaintext
+  // are allocated by the first frame that needs them.
+  in_.resize(kInitialInputLen);
+  plain_.resize(kPlainHeadroom);
 }
 
 Engine::~Engine() {

@@ -37,7 +37,7 @@ namespace {
 // recv asks the engine for at least this much room. The engine grows its
 // input buffer on demand (up to two whole frames), so a connection that only
 // handshakes and exchanges a few bytes keeps small buffers.
-constexpr size_t kRecvMinRoom = size_t{16} << 10;
+constexpr size_t kRecvMinRoom = size_t{4} << 10;
 // Stop reading from the socket while this much plaintext waits unread.
 constexpr size_t kMaxBufferedPlaintext = size_t{1} << 20;
 // WriteAll / NonBlocking writes: encrypt at most this much per engine call,
@@ -333,6 +333,9 @@ class Carrier {
   bool failed() const { return !status_.ok(); }
   int io_timeout_ms() const { return io_timeout_ms_; }
   bool carrier_eof() const { return carrier_eof_; }
+  // recv_filled: the last recv filled all the room it was given, so more
+  // bytes are likely waiting in the socket (a bulk transfer).
+  bool recv_filled() const { return recv_filled_; }
   bool received_any() const { return received_any_; }
   bool shutdown_complete() const { return shut_wr_; }
   uint64_t handshake_deadline_ms() const { return handshake_deadline_ms_; }
@@ -408,7 +411,10 @@ class Carrier {
       n = ::recv(fd_.get(), buf.data(), buf.size(), MSG_DONTWAIT);
     } while (n < 0 && errno == EINTR);
     if (n < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return Io::kWouldBlock;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        recv_filled_ = false;
+        return Io::kWouldBlock;
+      }
       const int saved_errno = errno;  // before any allocation
       Fail(Status::IoError("recv from " + peer_, saved_errno));
       return Io::kFailed;
@@ -429,6 +435,7 @@ class Carrier {
       return failed() ? Io::kFailed : Io::kEof;
     }
     received_any_ = true;
+    recv_filled_ = static_cast<size_t>(n) == buf.size();
     const bool was_established = engine_.handshake_done();
     if (Error e = engine_.CommitInput(static_cast<size_t>(n));
         e != Error::kNone) {
@@ -558,6 +565,7 @@ class Carrier {
   bool deadline_set_ = false;
   bool started_ = false;
   bool received_any_ = false;
+  bool recv_filled_ = false;
   bool carrier_eof_ = false;
   bool eof_checked_ = false;
   bool want_shut_wr_ = false;
@@ -742,6 +750,18 @@ ssize_t Connection::Read(std::span<uint8_t> out, Status* out_status) {
     if (sent == Carrier::Io::kFailed) {
       st = c.status();
       return -1;
+    }
+    // When the last recv filled its buffer (a bulk transfer), the next
+    // frame has most likely arrived already: try the socket before waiting
+    // on it, which saves a poll() per frame. Otherwise (an exchange of small
+    // messages) poll first, so a wait costs no failed recv().
+    if (c.recv_filled()) {
+      const Carrier::Io got = c.RecvSome();
+      if (got == Carrier::Io::kFailed) {
+        st = c.status();
+        return -1;
+      }
+      if (got != Carrier::Io::kWouldBlock) continue;  // data, or EOF (checked above)
     }
     const bool pending = !c.engine().PendingOutput().empty();
     short revents = 0;

@@ -10,10 +10,13 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <sstream>
+#include <utility>
 
 namespace tcpcrypt::bench {
 
@@ -148,6 +151,75 @@ std::string MachineNote(bool pinned, int allowed_cpus) {
      << ", loadavg " << Fmt(load[0], 2) << " " << Fmt(load[1], 2) << " " << Fmt(load[2], 2)
      << ", " << OpenSSL_version(OPENSSL_VERSION);
   return os.str();
+}
+
+// --- Command line ------------------------------------------------------------
+
+CLI::Validator RowValidator(std::function<bool(const std::string&)> row_exists,
+                            const std::string& program) {
+  return CLI::Validator(
+      [row_exists = std::move(row_exists), program](std::string& name) -> std::string {
+        if (row_exists(name)) return {};
+        return "unknown row \"" + name + "\" (see `" + program + " list`)";
+      },
+      "");
+}
+
+void AddModeFlags(CLI::App& app, std::string* mode) {
+  CLI::Option* quick = app.add_flag_callback(
+      "--quick", [mode] { *mode = "quick"; }, "Quick run (the default)");
+  CLI::Option* full = app.add_flag_callback(
+      "--full", [mode] { *mode = "full"; }, "Full run: longer, more samples");
+  quick->excludes(full);
+}
+
+void AddCommonOptions(CLI::App& app, CommonOptions* o,
+                      std::function<bool(const std::string&)> row_exists) {
+  AddModeFlags(app, &o->mode);
+  app.add_option("--json", o->json_path, "Write the results as JSON to FILE")
+      ->type_name("FILE")
+      ->capture_default_str();
+  app.add_option("--md", o->md_path, "Also write the Markdown tables to FILE")
+      ->type_name("FILE");
+  app.add_option("--rows", o->rows,
+                 "Run only these rows, comma-separated (default: all; see `list`)")
+      ->delimiter(',')
+      ->allow_extra_args(false)
+      ->type_name("ROW,ROW")
+      ->check(RowValidator(std::move(row_exists), app.get_name()));
+}
+
+void AddListCommand(CLI::App& app, std::function<void()> print) {
+  app.add_subcommand("list", "Print the row names and exit")->callback([print = std::move(print)] {
+    print();
+    throw CLI::Success();
+  });
+  app.require_subcommand(0, 1);
+}
+
+bool RowSelected(const CommonOptions& o, const std::string& row) {
+  return o.rows.empty() || std::find(o.rows.begin(), o.rows.end(), row) != o.rows.end();
+}
+
+void WriteReports(const CommonOptions& o, const std::string& json, const std::string& md) {
+  auto write = [](const std::string& path, const std::string& text) {
+    if (path.empty()) return;
+    std::ofstream f(path);
+    f << text;
+    if (!f) std::fprintf(stderr, "cannot write %s\n", path.c_str());
+  };
+  write(o.json_path, json + "\n");
+  write(o.md_path, md);
+}
+
+std::optional<int> ParseCommandLine(CLI::App& app, int argc, char** argv) {
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+  return std::nullopt;
 }
 
 }  // namespace tcpcrypt::bench

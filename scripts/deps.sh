@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # deps.sh: installs every Debian package the build, the tests and the demo
-# use. Safe to run again: it only calls apt-get for what is missing.
+# use, plus any package named as an argument (scripts/bench.sh adds its
+# own). Safe to run again: it only calls apt-get for what is missing.
 set -euo pipefail
 
 PACKAGES=(
@@ -11,6 +12,7 @@ PACKAGES=(
   libcli11-dev nlohmann-json3-dev
   clang-14 libclang-rt-14-dev
   tcpdump iproute2 procps openssl
+  "$@"
 )
 
 missing=()

@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
 # test.sh: the whole test suite, exactly as CI runs it (.ci/run calls this).
 #   1. GCC release build, warnings as errors: every unit, carrier and
-#      integration test.
+#      integration test, and a smoke run of every benchmark (BenchSmoke).
 #   2. Clang build with ASan + UBSan + libFuzzer instrumentation: the unit
 #      and carrier tests again under the sanitizers, then a short smoke run
 #      of every libFuzzer target on its seed corpus.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh
+# The benchmarks are built and smoke-run too (BenchSmoke), so they need
+# Google Benchmark and Python with matplotlib for the report.
+bash scripts/deps.sh libbenchmark-dev python3 python3-matplotlib
 
 jobs=$(nproc)
 export CTEST_OUTPUT_ON_FAILURE=1
 
 echo "== build (gcc, -Werror)"
 cmake -S . -B build/ci -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DTCPCRYPT_WERROR=ON >/dev/null
+  -DTCPCRYPT_WERROR=ON -DTCPCRYPT_BUILD_BENCH=ON >/dev/null
 cmake --build build/ci -j"$jobs"
 echo "== tests"
 ctest --test-dir build/ci -j"$jobs" --timeout 900

@@ -82,7 +82,7 @@ def targets(setup, bulk, lat):
             {
                 "target": text,
                 "measured": value,
-                "shown": shown if shown is not None else (f"{value:.2f}×" if value is not None else "not measured"),
+                "shown": shown if shown is not None else (f"{value:.3g}×" if value is not None else "not measured"),
                 "goal": goal,
                 "met": met if value is not None else None,
                 "formula": formula,

@@ -145,9 +145,11 @@ class Engine {
   ByteSpan PendingOutput() const;
   // ConsumeOutput drops the first |n| bytes of PendingOutput (they were sent).
   void ConsumeOutput(size_t n);
-  // InputBuffer returns writable space for received bytes (at least
-  // |min_size| bytes when possible); follow with CommitInput.
-  MutableByteSpan InputBuffer(size_t min_size = 16384);
+  // InputBuffer returns writable space for received bytes: at least
+  // |min_size| bytes (clamped to 1 .. the input capacity, 147,460 bytes),
+  // compacting or growing the buffer as needed; it is never empty while
+  // the engine works. Follow with CommitInput.
+  MutableByteSpan InputBuffer(size_t min_size = 4096);
   // CommitInput processes |n| bytes just written into InputBuffer(): the
   // handshake advances and complete frames are authenticated and decrypted.
   [[nodiscard]] Error CommitInput(size_t n);

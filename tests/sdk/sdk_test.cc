@@ -12,12 +12,9 @@
 #include <thread>
 #include <vector>
 
-#include "auth/cmac_password/cmac_password.h"
-#include "auth/common/verifier_store.h"
-#include "auth/pake2plus/pake2plus.h"
-#include "core_transport/engine/rng.h"
 #include "tcpcrypt/client.h"
 #include "tcpcrypt/server.h"
+#include "tests/sdk/test_users.h"
 
 namespace tcpcrypt {
 namespace {
@@ -38,22 +35,12 @@ int CountOpenFds() {
 class SdkTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/tcpcrypt-sdk-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
+    dir_ = testing::MakeScratchDir("tcpcrypt-sdk");
+    ASSERT_FALSE(dir_.empty());
     users_ = dir_ + "/users.db";
-    std::string error;
-    auto store = auth::SqliteVerifierStore::Open(users_, &error);
-    ASSERT_NE(store, nullptr) << error;
-    auth::VerifierRecord r;
-    ASSERT_TRUE(auth::pake::MakeRecord("alice", "tcpcrypt", "correct horse",
-                                       auth::KdfParams::ForTests(), SystemRng::Instance(), &r));
-    ASSERT_TRUE(store->Put(r));
-    ASSERT_TRUE(auth::cmac::MakeRecord("alice", "tcpcrypt", "correct horse",
-                                       auth::KdfParams::ForTests(), SystemRng::Instance(), &r));
-    ASSERT_TRUE(store->Put(r));
+    ASSERT_TRUE(testing::AddTestUser(users_, "alice", "correct horse"));
   }
-  void TearDown() override { (void)!std::system(("rm -rf " + dir_).c_str()); }
+  void TearDown() override { testing::RemoveScratchDir(dir_); }
 
   ServerOptions PasswordServer(AuthMechanism m) {
     ServerOptions o;

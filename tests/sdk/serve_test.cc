@@ -16,13 +16,11 @@
 #include <thread>
 #include <vector>
 
-#include "auth/cmac_password/cmac_password.h"
-#include "auth/common/verifier_store.h"
 #include "auth/x509_batch/test_pki.h"
-#include "core_transport/engine/rng.h"
 #include "core_transport/inband/connection.h"
 #include "tcpcrypt/client.h"
 #include "tcpcrypt/server.h"
+#include "tests/sdk/test_users.h"
 
 namespace tcpcrypt {
 namespace {
@@ -85,22 +83,15 @@ bool ClosedByPeer(int fd, int timeout_ms) {
 class ServeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/tcpcrypt-serve-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
+    dir_ = testing::MakeScratchDir("tcpcrypt-serve");
+    ASSERT_FALSE(dir_.empty());
     users_ = dir_ + "/users.db";
-    std::string error;
-    auto store = auth::SqliteVerifierStore::Open(users_, &error);
-    ASSERT_NE(store, nullptr) << error;
-    auth::VerifierRecord r;
-    ASSERT_TRUE(auth::cmac::MakeRecord("alice", "tcpcrypt", "correct horse",
-                                       auth::KdfParams::ForTests(), SystemRng::Instance(), &r));
-    ASSERT_TRUE(store->Put(r));
+    ASSERT_TRUE(testing::AddTestUser(users_, "alice", "correct horse", {.cmac = true, .pake = false}));
   }
   void TearDown() override {
     StopServer();
     for (int fd : raw_) close(fd);
-    (void)!std::system(("rm -rf " + dir_).c_str());
+    testing::RemoveScratchDir(dir_);
   }
 
   ServerOptions CmacServer() {

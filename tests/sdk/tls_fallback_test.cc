@@ -7,13 +7,10 @@
 #include <future>
 #include <string>
 
-#include "auth/cmac_password/cmac_password.h"
-#include "auth/common/verifier_store.h"
-#include "auth/pake2plus/pake2plus.h"
 #include "auth/x509_batch/test_pki.h"
-#include "core_transport/engine/rng.h"
 #include "tcpcrypt/client.h"
 #include "tcpcrypt/server.h"
+#include "tests/sdk/test_users.h"
 
 namespace tcpcrypt {
 namespace {
@@ -21,24 +18,15 @@ namespace {
 class TlsFallbackTest : public ::testing::TestWithParam<AuthMechanism> {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/tcpcrypt-tls-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
+    dir_ = testing::MakeScratchDir("tcpcrypt-tls");
+    ASSERT_FALSE(dir_.empty());
     std::string error;
     ASSERT_TRUE(auth::x509::WriteServerPki(dir_, "localhost", auth::x509::PkiKeyType::kEcdsaP256,
                                            30, &error))
         << error;
-    auto store = auth::SqliteVerifierStore::Open(dir_ + "/users.db", &error);
-    ASSERT_NE(store, nullptr) << error;
-    auth::VerifierRecord r;
-    ASSERT_TRUE(auth::pake::MakeRecord("alice", "tcpcrypt", "pw", auth::KdfParams::ForTests(),
-                                       SystemRng::Instance(), &r));
-    ASSERT_TRUE(store->Put(r));
-    ASSERT_TRUE(auth::cmac::MakeRecord("alice", "tcpcrypt", "pw", auth::KdfParams::ForTests(),
-                                       SystemRng::Instance(), &r));
-    ASSERT_TRUE(store->Put(r));
+    ASSERT_TRUE(testing::AddTestUser(dir_ + "/users.db", "alice", "pw"));
   }
-  void TearDown() override { (void)!std::system(("rm -rf " + dir_).c_str()); }
+  void TearDown() override { testing::RemoveScratchDir(dir_); }
 
   ServerOptions ServerOpts(AuthMechanism m) {
     ServerOptions o;

@@ -20,6 +20,7 @@ trap cleanup EXIT
 
 # 1. A user store with one demo user (the password never touches disk).
 printf 'correct horse battery staple\n' >"$work/password"
+chmod 600 "$work/password"  # the CLI refuses password files others can read
 "$tool" user add demo --users "$work/users.db" --password-file "$work/password" 2>/dev/null
 
 # 2. An echo server that requires SPAKE2+ login.

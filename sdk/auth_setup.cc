@@ -166,7 +166,8 @@ StatusOr<std::shared_ptr<ServerAuth>> ServerAuth::Create(const ServerOptions& o)
       return Status(StatusCode::kInvalidArgument,
                     "password mechanisms need ServerOptions::users_file");
     }
-    a->store_ = auth::SqliteVerifierStore::Open(o.users_file, &error);
+    a->store_ = auth::SqliteVerifierStore::Open(
+        o.users_file, &error, auth::SqliteVerifierStore::OpenMode::kMustExist);
     if (a->store_ == nullptr) return Status(StatusCode::kInvalidArgument, error);
     a->throttle_ = std::make_shared<auth::FailureWindowThrottle>(10, 60000);
   }

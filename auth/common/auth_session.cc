@@ -28,11 +28,17 @@ std::vector<uint8_t> Serialize(const wire::Envelope& env) {
   return out;
 }
 
-std::vector<uint8_t> StepMessage(Mechanism m, const std::vector<uint8_t>& payload) {
+// StepMessage frames |payload| and wipes it and the protobuf's copy: a
+// payload may carry a secret (CMAC's upgrade verifier).
+std::vector<uint8_t> StepMessage(Mechanism m, std::vector<uint8_t>& payload) {
   wire::Envelope env;
   env.mutable_step()->set_mechanism(static_cast<wire::Mechanism>(m));
   env.mutable_step()->set_payload(payload.data(), payload.size());
-  return Serialize(env);
+  std::vector<uint8_t> out = Serialize(env);
+  std::string* copy = env.mutable_step()->mutable_payload();
+  OPENSSL_cleanse(copy->data(), copy->size());
+  OPENSSL_cleanse(payload.data(), payload.size());
+  return out;
 }
 
 std::vector<uint8_t> OutcomeMessage(bool ok) {
@@ -127,18 +133,20 @@ AuthError AuthEndpoint::Fail(AuthError e, std::string detail) {
   return e;
 }
 
-void AuthEndpoint::Send(const std::vector<uint8_t>& message) {
+void AuthEndpoint::Send(std::vector<uint8_t> message) {
   const size_t n = message.size();
   const uint8_t prefix[kLengthPrefix] = {
       static_cast<uint8_t>(n >> 24), static_cast<uint8_t>(n >> 16),
       static_cast<uint8_t>(n >> 8), static_cast<uint8_t>(n)};
   out_.insert(out_.end(), prefix, prefix + kLengthPrefix);
   out_.insert(out_.end(), message.begin(), message.end());
+  OPENSSL_cleanse(message.data(), message.size());  // ticket secret, verifier
 }
 
 void AuthEndpoint::ConsumeOutput(size_t n) {
   out_head_ += std::min(n, out_.size() - out_head_);
   if (out_head_ == out_.size()) {
+    OPENSSL_cleanse(out_.data(), out_.size());
     out_.clear();
     out_head_ = 0;
   }
@@ -162,6 +170,7 @@ AuthError AuthEndpoint::Feed(ByteSpan bytes) {
     if (AuthError e = OnMessage(msg); e != AuthError::kNone) return e;
   }
   if (in_head_ == in_.size()) {
+    OPENSSL_cleanse(in_.data(), in_.size());
     in_.clear();
     in_head_ = 0;
   }
@@ -253,6 +262,8 @@ AuthError AuthClient::OnMessage(ByteSpan message) {
         config_.tickets->Forget(config_.realm, config_.user);  // it was refused
       }
     }
+    std::string* ticket_secret = env.mutable_outcome()->mutable_ticket_secret();
+    OPENSSL_cleanse(ticket_secret->data(), ticket_secret->size());
     state_ = State::kDone;
     return AuthError::kNone;
   }
@@ -499,9 +510,11 @@ AuthError AuthServer::OnMessage(ByteSpan message) {
       if (static_cast<int>(run_->current->mechanism()) != env.step().mechanism()) {
         return Refuse(AuthError::kUnexpectedMessage, "step for the wrong mechanism");
       }
-      const std::string& p = env.step().payload();
-      return Handle(run_->current->OnPayload(
-          ByteSpan(reinterpret_cast<const uint8_t*>(p.data()), p.size())));
+      std::string* p = env.mutable_step()->mutable_payload();
+      const AuthError e = Handle(run_->current->OnPayload(
+          ByteSpan(reinterpret_cast<const uint8_t*>(p->data()), p->size())));
+      OPENSSL_cleanse(p->data(), p->size());  // CMAC's upgrade verifier
+      return e;
     }
     case State::kIdle:
     case State::kAwaitOutcome:

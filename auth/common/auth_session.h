@@ -115,7 +115,9 @@ class AuthEndpoint {
   virtual AuthError OnPoll() = 0;
   virtual void CountPeerRefusal() {}
   AuthError Fail(AuthError e, std::string detail);
-  void Send(const std::vector<uint8_t>& message);
+  // Send queues |message| with its length prefix and wipes |message|; the
+  // queue is wiped once consumed (messages carry ticket secrets).
+  void Send(std::vector<uint8_t> message);
 
   ChannelBinding binding_;
   const size_t max_message_;

@@ -75,7 +75,20 @@ bool TicketIssuer::Issue(const PeerIdentity& who, std::string_view realm,
   TicketSecret secret;
   rng_.Fill(secret.span());
 
+  // The body holds the secret: reserve it whole up front so no growth
+  // leaves an unwiped copy behind, and wipe it at the end.
+  const size_t n_attrs = std::min<size_t>(who.attributes.size(), 32);
+  size_t body_len = 8 + 1 + kTicketSecretLen + 2 + realm.size() + 2 +
+                    who.name.size() + 1;
+  {
+    size_t i = 0;
+    for (const auto& [k, v] : who.attributes) {
+      if (i++ == n_attrs) break;
+      body_len += 2 + k.size() + 2 + v.size();
+    }
+  }
   std::vector<uint8_t> body;
+  body.reserve(body_len);
   const uint64_t expires = now + policy_.lifetime_ms;
   for (int shift = 56; shift >= 0; shift -= 8) {
     body.push_back(static_cast<uint8_t>(expires >> shift));
@@ -84,7 +97,6 @@ bool TicketIssuer::Issue(const PeerIdentity& who, std::string_view realm,
   body.insert(body.end(), secret.data(), secret.data() + secret.size());
   PutString(&body, realm);
   PutString(&body, who.name);
-  const size_t n_attrs = std::min<size_t>(who.attributes.size(), 32);
   body.push_back(static_cast<uint8_t>(n_attrs));
   size_t i = 0;
   for (const auto& [k, v] : who.attributes) {

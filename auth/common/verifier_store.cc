@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <limits>
@@ -168,8 +169,9 @@ bool Migrate(sqlite3* db, std::string* error) {
 // the verifiers are never readable by others, whatever the umask. SQLite
 // gives its -wal and -shm files the main file's mode.
 bool CreateFileOwnerOnly(const std::string& path, std::string* error) {
-  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
-                        S_IRUSR | S_IWUSR);
+  const int fd =
+      ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+             S_IRUSR | S_IWUSR);
   if (fd < 0) {
     if (errno == EEXIST) return true;
     *error = std::string("cannot create: ") + std::strerror(errno);
@@ -179,6 +181,55 @@ bool CreateFileOwnerOnly(const std::string& path, std::string* error) {
   if (!ok) *error = std::string("cannot chmod 0600: ") + std::strerror(errno);
   ::close(fd);
   return ok;
+}
+
+std::string ModeString(mode_t mode) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode & 07777));
+  return buf;
+}
+
+enum class FileState { kOk, kMissing, kRefused };
+
+// SecureExistingFile checks the store file (or one of SQLite's side files)
+// at |path| before SQLite opens it: it must be a regular file, not a
+// symlink. Group/other permission bits are removed (mode 0600) when the
+// file belongs to our effective uid; a loose file owned by someone else is
+// refused, since we cannot tighten it. kMissing when it does not exist.
+FileState SecureExistingFile(const std::string& path, std::string* error) {
+  const int fd = ::open(path.c_str(),
+                        O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return FileState::kMissing;
+    *error = errno == ELOOP ? std::string("is a symbolic link (refused)")
+                            : std::string("cannot open: ") + std::strerror(errno);
+    return FileState::kRefused;
+  }
+  struct stat st {};
+  FileState result = FileState::kOk;
+  if (::fstat(fd, &st) != 0) {
+    *error = std::string("cannot stat: ") + std::strerror(errno);
+    result = FileState::kRefused;
+  } else if (!S_ISREG(st.st_mode)) {
+    *error = "not a regular file";
+    result = FileState::kRefused;
+  } else if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    if (st.st_uid != ::geteuid()) {
+      *error = "mode " + ModeString(st.st_mode) +
+               " lets the group or others at the verifiers, and the file "
+               "belongs to uid " + std::to_string(st.st_uid) +
+               ", not to us (uid " + std::to_string(::geteuid()) +
+               "); have its owner run chmod 600 on it";
+      result = FileState::kRefused;
+    } else if (::fchmod(fd, S_IRUSR | S_IWUSR) != 0) {
+      *error = "mode " + ModeString(st.st_mode) +
+               " lets the group or others at the verifiers and chmod 600 "
+               "failed: " + std::strerror(errno);
+      result = FileState::kRefused;
+    }
+  }
+  ::close(fd);
+  return result;
 }
 
 VerifierRecord Clone(const VerifierRecord& r) {
@@ -245,7 +296,7 @@ SqliteVerifierStore::SqliteVerifierStore(std::unique_ptr<Impl> impl)
 SqliteVerifierStore::~SqliteVerifierStore() = default;
 
 std::unique_ptr<SqliteVerifierStore> SqliteVerifierStore::Open(
-    const std::string& path, std::string* error) {
+    const std::string& path, std::string* error, OpenMode open_mode) {
   std::string scratch;
   std::string* err = error != nullptr ? error : &scratch;
   auto fail = [&](const std::string& why) {
@@ -255,7 +306,27 @@ std::unique_ptr<SqliteVerifierStore> SqliteVerifierStore::Open(
   if (path.empty()) return fail("empty path");
 
   std::string why;
-  if (!CreateFileOwnerOnly(path, &why)) return fail(why);
+  switch (SecureExistingFile(path, &why)) {
+    case FileState::kOk:
+      break;
+    case FileState::kMissing:
+      if (open_mode == OpenMode::kMustExist) {
+        *err = "users file '" + path +
+               "' does not exist; create it with `tcpcrypt user add NAME "
+               "--users " + path + " --realm REALM`";
+        return nullptr;
+      }
+      if (!CreateFileOwnerOnly(path, &why)) return fail(why);
+      break;
+    case FileState::kRefused:
+      return fail(why);
+  }
+  // SQLite's side files hold pages of the same verifiers.
+  for (const char* suffix : {"-wal", "-shm", "-journal"}) {
+    if (SecureExistingFile(path + suffix, &why) == FileState::kRefused) {
+      return fail(std::string(suffix + 1) + " file: " + why);
+    }
+  }
 
   auto impl = std::make_unique<Impl>();
   sqlite3* raw = nullptr;

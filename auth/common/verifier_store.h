@@ -54,11 +54,33 @@ class VerifierStore {
 
 class SqliteVerifierStore final : public VerifierStore {
  public:
-  // Open opens (creating if needed, mode 0600) the store at |path|, runs
-  // schema migrations, and enables WAL. On failure returns nullptr and sets
-  // |error| to a readable reason.
-  static std::unique_ptr<SqliteVerifierStore> Open(const std::string& path,
-                                                   std::string* error);
+  // OpenMode says what Open does when |path| does not exist.
+  enum class OpenMode {
+    kCreate,     // create an empty store, mode 0600 (`tcpcrypt user add`)
+    kMustExist,  // fail: a server or `user list/del/passwd` given a
+                 // mistyped path must not run with an empty store
+  };
+
+  // Open opens the store at |path| (creating it per |mode|), runs schema
+  // migrations, and enables WAL. On failure returns nullptr and sets
+  // |error| to a readable reason; a missing file under kMustExist reads
+  // "users file '<path>' does not exist; create it with `tcpcrypt user add
+  // NAME --users <path> --realm REALM`".
+  //
+  // Permissions: the verifiers are password-equivalent for CMAC (and allow
+  // offline guessing for SPAKE2+), so Open makes sure only the owner can
+  // read them. Before SQLite touches the files, the store and its existing
+  // -wal, -shm and -journal side files must be regular files (symlinks are
+  // refused). A file with any group or other permission bit is tightened
+  // to 0600 when it belongs to the process's effective uid, and refused
+  // (nullptr, with the mode and owner in |error|) when it belongs to
+  // someone else, since only its owner can fix it. A file of another user
+  // that is already 0600 (root serving a service account's store) is
+  // accepted. The checks name the file by path, so they do not defend
+  // against an attacker who can write to the store's directory.
+  static std::unique_ptr<SqliteVerifierStore> Open(
+      const std::string& path, std::string* error,
+      OpenMode mode = OpenMode::kCreate);
   ~SqliteVerifierStore() override;
 
   std::optional<VerifierRecord> Find(const std::string& user,

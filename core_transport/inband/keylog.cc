@@ -1,6 +1,7 @@
 #include "core_transport/inband/keylog.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -8,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "core_transport/engine/secret.h"
 
@@ -50,13 +52,42 @@ std::atomic<bool> g_warned{false};
 
 }  // namespace
 
+bool KeyLogFileIsSafe(int fd, std::string* out_reason) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    *out_reason = std::string("fstat: ") + std::strerror(errno);
+    return false;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    *out_reason = "not a regular file";
+    return false;
+  }
+  if (st.st_uid != ::geteuid()) {
+    *out_reason = "owned by uid " + std::to_string(st.st_uid) +
+                  ", not by this process's uid " +
+                  std::to_string(::geteuid());
+    return false;
+  }
+  if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o",
+                  static_cast<unsigned>(st.st_mode & 07777));
+    *out_reason = std::string("mode ") + mode +
+                  " gives the group or others access; chmod 600 it";
+    return false;
+  }
+  return true;
+}
+
 std::optional<std::string> KeyLogFileFromEnv() {
   const char* path = std::getenv(kKeyLogEnvVar);
   if (path == nullptr || path[0] == '\0') return std::nullopt;
   if (!g_warned.exchange(true)) {
     std::fprintf(stderr,
                  "tcpcrypt: WARNING: %s is set; session keys are being "
-                 "written to %s\n",
+                 "written to %s: whoever reads that file can decrypt "
+                 "everything inside the logged sessions (data, "
+                 "authentication messages, ticket secrets)\n",
                  kKeyLogEnvVar, path);
   }
   return std::string(path);
@@ -96,11 +127,37 @@ bool AppendKeyLogLine(const std::string& path, const KeyLogEntry& entry,
       std::span<char>(reinterpret_cast<char*>(line.data()), line.size()));
   if (len == 0) return fail("format", EINVAL);
 
+  // O_NOFOLLOW: a symlink planted at the path is refused, not followed.
+  // O_NONBLOCK: a FIFO planted there does not block the open (it is then
+  // refused as not a regular file); it has no effect on regular files.
   int fd = -1;
   do {
-    fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    fd = ::open(path.c_str(),
+                O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK |
+                    O_NOCTTY | O_CLOEXEC,
+                0600);
   } while (fd < 0 && errno == EINTR);
-  if (fd < 0) return fail("open", errno);
+  if (fd < 0) {
+    if (errno == ELOOP) {
+      if (out_error != nullptr) {
+        *out_error = "key log " + path +
+                     ": refused (a symbolic link; nothing logged)";
+      }
+      return false;
+    }
+    return fail("open", errno);
+  }
+
+  // Checked on the open file, so the answer is about what we write to.
+  std::string refusal;
+  if (!KeyLogFileIsSafe(fd, &refusal)) {
+    ::close(fd);
+    if (out_error != nullptr) {
+      *out_error = "key log " + path + ": refused (" + refusal +
+                   "; nothing logged)";
+    }
+    return false;
+  }
 
   // One write(2) with O_APPEND: lines from concurrent writers never mix.
   ssize_t n = -1;

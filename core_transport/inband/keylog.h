@@ -18,10 +18,24 @@
 // Both ends of one connection write the same line, so a capture can be
 // decrypted with either end's log (docs/PROTOCOL.md "Key log").
 //
-// The file is opened with O_APPEND | O_CREAT (mode 0600 when created) and
-// each line is written with a single write(2), so many threads and processes
-// may share one file. The first time a process enables the log it prints one
-// warning on stderr. Keys are never written anywhere else.
+// What the file exposes: everything. mk[0] decrypts every byte inside the
+// logged session in both directions, so whoever can read the file (and a
+// capture) reads the application data and everything the authenticators
+// send inside the stream: the authentication messages (a CMAC proof there
+// allows an offline dictionary attack on the password), the ticket secrets
+// a server issues (so the reader can resume as that user), and the upgrade
+// verifiers. Every session logged while the variable was set is exposed.
+// Never set it in production.
+//
+// The file is opened with O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC (mode
+// 0600 when created) and each line is written with a single write(2), so
+// many threads and processes may share one file. Before anything is
+// written, the open file must be a regular file owned by the process's
+// effective uid with no group or other permission bits; otherwise nothing
+// is logged and the line is refused with a reason (a symlink at the path,
+// a file another user planted or can read, a FIFO, a device). The first
+// time a process enables the log it prints one warning on stderr. Keys are
+// never written anywhere else.
 #ifndef TCPCRYPT_CORE_TRANSPORT_INBAND_KEYLOG_H_
 #define TCPCRYPT_CORE_TRANSPORT_INBAND_KEYLOG_H_
 
@@ -57,9 +71,16 @@ inline constexpr size_t kMaxKeyLogLineLen = 13 + 2 * kMaxKeyLogLabelLen + 1 +
 // wipes it.
 size_t FormatKeyLogLine(const KeyLogEntry& entry, std::span<char> out);
 
+// KeyLogFileIsSafe checks the open file |fd| before a key is written to it:
+// a regular file, owned by geteuid(), no group/other permission bits.
+// Returns false with the reason in |out_reason| otherwise.
+[[nodiscard]] bool KeyLogFileIsSafe(int fd, std::string* out_reason);
+
 // AppendKeyLogLine appends the line for |entry| to |path| with one write(2).
-// Returns false (and sets |out_error| to a readable message, if non-null) on
-// failure. Wipes its own copy of the line on every path.
+// Refuses (writes nothing) when the path is a symlink or the file fails
+// KeyLogFileIsSafe. Returns false (and sets |out_error| to a readable
+// message naming the path and the reason, if non-null) on failure. Wipes
+// its own copy of the line on every path.
 [[nodiscard]] bool AppendKeyLogLine(const std::string& path,
                                     const KeyLogEntry& entry,
                                     std::string* out_error);

@@ -65,8 +65,9 @@ void AddClientAuthFlags(CLI::App* cmd, AuthFlags* f) {
   cmd->add_option("--auth", f->auth, kAuthHelp)->type_name("MECH");
   cmd->add_option("--user", f->user, "User name for pake/cmac");
   cmd->add_option("--password-file", f->password_file,
-                  "Read the password from this file's first line (else $TCPCRYPT_PASSWORD, "
-                  "else a no-echo prompt)")
+                  "Read the password from this file's first line; it must not be readable "
+                  "by group or others (else $TCPCRYPT_PASSWORD, less safe, else a no-echo "
+                  "prompt on /dev/tty; standard input is data, never the password)")
       ->type_name("FILE");
   cmd->add_option("--realm", f->realm, "Realm the password is bound to")->capture_default_str();
   cmd->add_option("--ca", f->ca, "Trust anchors (PEM) for x509")->type_name("FILE");

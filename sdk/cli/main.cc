@@ -69,6 +69,9 @@ compare it out of band, or endorse it with an authenticator.
 Environment:
   TCPCRYPT_KEYLOGFILE  append each connection's keys to this file (for
                        decrypting captures); never set it in production
+  TCPCRYPT_PASSWORD    the --auth pake/cmac password when there is no
+                       --password-file (less safe than a 0600 file; without
+                       either, the password is asked on /dev/tty)
 
 Exit status:
   0  success (the peer's stream ended with an authenticated end of file)

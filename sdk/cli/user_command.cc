@@ -48,14 +48,38 @@ void AddCommon(CLI::App* sub, UserCommand* cmd, bool with_name) {
       ->capture_default_str();
 }
 
-// SetPassword writes both password records (CMAC and SPAKE2+) for one user.
+// ParseMechanisms turns --mechanism values into the records to write.
+bool ParseMechanisms(const std::vector<std::string>& names, bool* out_pake, bool* out_cmac) {
+  *out_pake = *out_cmac = false;
+  for (const std::string& n : names) {
+    if (n == "pake") {
+      *out_pake = true;
+    } else if (n == "cmac") {
+      *out_cmac = true;
+    } else {
+      return false;
+    }
+  }
+  return *out_pake || *out_cmac;
+}
+
+// SetPassword writes the chosen password records (SPAKE2+ and/or CMAC) for
+// one user. `passwd` removes the records it does not write, so an old
+// password never survives in a mechanism that was not renewed.
 int SetPassword(const UserCommand& cmd, bool is_new) {
   auth::KdfParams params;
   if (!KdfFromName(cmd.kdf, &params)) {
     return Fail("--kdf must be interactive, moderate or test", kExitUsage);
   }
+  bool want_pake = false, want_cmac = false;
+  if (!ParseMechanisms(cmd.mechanisms, &want_pake, &want_cmac)) {
+    return Fail("--mechanism must be pake, cmac or pake,cmac", kExitUsage);
+  }
   std::string error;
-  auto store = auth::SqliteVerifierStore::Open(cmd.users_file, &error);
+  auto store = auth::SqliteVerifierStore::Open(
+      cmd.users_file, &error,
+      is_new ? auth::SqliteVerifierStore::OpenMode::kCreate
+             : auth::SqliteVerifierStore::OpenMode::kMustExist);
   if (store == nullptr) return Fail(error, kExitStore);
   const bool exists =
       store->Find(cmd.name, cmd.realm, auth::Mechanism::kCmacPassword).has_value() ||
@@ -73,17 +97,27 @@ int SetPassword(const UserCommand& cmd, bool is_new) {
   if (password == nullptr) return Fail(error, kExitUsage);
   const std::string_view pw(reinterpret_cast<const char*>(password->data()), password->size());
   auth::VerifierRecord cmac_record, pake_record;
-  if (!auth::cmac::MakeRecord(cmd.name, cmd.realm, pw, params, SystemRng::Instance(),
-                              &cmac_record) ||
-      !auth::pake::MakeRecord(cmd.name, cmd.realm, pw, params, SystemRng::Instance(),
-                              &pake_record)) {
+  if ((want_cmac && !auth::cmac::MakeRecord(cmd.name, cmd.realm, pw, params,
+                                            SystemRng::Instance(), &cmac_record)) ||
+      (want_pake && !auth::pake::MakeRecord(cmd.name, cmd.realm, pw, params,
+                                            SystemRng::Instance(), &pake_record))) {
     return Fail("could not derive the password verifiers (out of memory?)", kExitStore);
   }
-  if (!store->Put(cmac_record) || !store->Put(pake_record)) {
+  // passwd: drop the old records first, so a mechanism left out of
+  // --mechanism does not keep accepting the old password.
+  if (!is_new) (void)store->Delete(cmd.name, cmd.realm);
+  if ((want_cmac && !store->Put(cmac_record)) || (want_pake && !store->Put(pake_record))) {
     return Fail("could not write to " + cmd.users_file, kExitStore);
   }
-  std::fprintf(stderr, "%s user '%s' in realm '%s' (cmac, pake)\n",
-               is_new ? "added" : "updated", cmd.name.c_str(), cmd.realm.c_str());
+  const char* mechs = want_cmac && want_pake ? "cmac, pake" : want_cmac ? "cmac" : "pake";
+  std::fprintf(stderr, "%s user '%s' in realm '%s' (%s)\n", is_new ? "added" : "updated",
+               cmd.name.c_str(), cmd.realm.c_str(), mechs);
+  if (want_cmac) {
+    std::fprintf(stderr,
+                 "note: the cmac record is password-equivalent on the server (whoever reads "
+                 "%s can log in as '%s' with cmac); --mechanism pake avoids it\n",
+                 cmd.users_file.c_str(), cmd.name.c_str());
+  }
   return kExitOk;
 }
 
@@ -94,12 +128,16 @@ void AddUserCommand(CLI::App& app, UserCommand* cmd) {
       "user", "Manage the users of a password server (the verifier store)");
   cmd->app->require_subcommand(1);
   cmd->app->footer(R"(The store keeps salts, KDF parameters and verifiers, never passwords.
-Passwords come from a no-echo prompt, --password-file, or standard input.
+Passwords come from --password-file (not readable by group or others), else a
+no-echo prompt on the terminal (/dev/tty), never from standard input.
+--mechanism chooses the records: pake (SPAKE2+; a stolen store allows only
+offline guessing) and cmac (password-equivalent on the server); both by
+default. add creates the store; the other commands need it to exist.
 
 Examples:
-  tcpcrypt user add alice --users users.db
+  tcpcrypt user add alice --users users.db --mechanism pake
   tcpcrypt user add bob --users users.db --password-file pw.txt
-  echo secret | tcpcrypt user passwd alice --users users.db
+  tcpcrypt user passwd alice --users users.db --password-file /dev/stdin < pw.txt
   tcpcrypt user list --users users.db
   tcpcrypt user del bob --users users.db)");
 
@@ -110,6 +148,13 @@ Examples:
   for (CLI::App* sub : {cmd->add, cmd->passwd}) {
     sub->add_option("--password-file", cmd->password_file,
                     "Read the password from the first line of this file");
+    sub->add_option("--mechanism", cmd->mechanisms,
+                    "Records to write: pake, cmac, or pake,cmac (repeatable)")
+        ->delimiter(',')
+        ->allow_extra_args(false)  // one value (or comma list) per --mechanism
+        ->check(CLI::IsMember({"pake", "cmac"}))
+        ->type_name("MECH")
+        ->capture_default_str();
     sub->add_option("--kdf", cmd->kdf,
                     "Argon2id cost: interactive (64 MiB), moderate (256 MiB), or test "
                     "(minimum; never for real passwords)")
@@ -126,7 +171,8 @@ int RunUserCommand(const UserCommand& cmd) {
   if (cmd.add->parsed()) return SetPassword(cmd, /*is_new=*/true);
   if (cmd.passwd->parsed()) return SetPassword(cmd, /*is_new=*/false);
   std::string error;
-  auto store = auth::SqliteVerifierStore::Open(cmd.users_file, &error);
+  auto store = auth::SqliteVerifierStore::Open(cmd.users_file, &error,
+                                               auth::SqliteVerifierStore::OpenMode::kMustExist);
   if (store == nullptr) return Fail(error, kExitStore);
   if (cmd.del->parsed()) {
     if (!store->Delete(cmd.name, cmd.realm)) {

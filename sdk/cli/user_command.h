@@ -9,6 +9,7 @@
 #pragma GCC diagnostic pop
 
 #include <string>
+#include <vector>
 
 namespace tcpcrypt::cli {
 
@@ -23,6 +24,8 @@ struct UserCommand {
   std::string realm = "tcpcrypt";
   std::string password_file;
   std::string kdf = "interactive";
+  // --mechanism for add/passwd: which records to write ("pake", "cmac").
+  std::vector<std::string> mechanisms = {"pake", "cmac"};
   bool json = false;
 };
 

@@ -17,6 +17,7 @@ mkdir -p "$dir"
 cd "$dir"
 
 printf 'correct horse\n' >password.txt
+chmod 600 password.txt  # the CLI refuses password files others can read
 for db in pake cmac policies; do
   "$cli" user add alice --users "$db.db" --password-file password.txt --kdf test
 done

@@ -23,6 +23,7 @@ start() {  # start NAME ARGS... ; sets $port
 }
 
 printf 'right\n' >"$work/right"; printf 'wrong\n' >"$work/wrong"
+chmod 600 "$work/right" "$work/wrong"  # the CLI refuses password files others can read
 "$tool" user add alice --users "$work/u.db" --kdf test --password-file "$work/right" 2>/dev/null
 "$tool" cert --out "$work/pki" --host localhost 2>/dev/null
 

@@ -467,7 +467,8 @@ AuthError AuthServer::OnMessage(ByteSpan message) {
         if (password_plan_ && config_.throttle &&
             !attempt_.Begin(config_.throttle, user_, source_)) {
           return Refuse(AuthError::kThrottled,
-                        "too many failed attempts for user '" + user_ + "'");
+                        "too many password attempts for user '" + user_ +
+                            "' or from this address");
         }
         Context ctx{binding_, user_, config_.realm, wake_};
         for (Mechanism m : chosen) {

@@ -115,7 +115,10 @@ struct ClientOptions {
 // timeouts.auth_ms, and one cut off by Stop() all count, and parallel
 // attempts are counted before any of them ends. A throttled attempt looks
 // like a wrong password to the client (UNAUTHENTICATED); the server counts
-// it in ServerStats::throttled.
+// it in ServerStats::throttled. Because a login counts until it succeeds,
+// the limits also cap how many logins of one user, or from one address,
+// may be in progress at once: raise them for a client that opens many
+// connections at the same moment (a pool behind one address).
 struct ThrottleOptions {
   // Attempts not yet succeeded in any window_ms (a sliding window), per
   // user name (known or not) and per source: the client's IPv4 address,

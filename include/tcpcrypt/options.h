@@ -127,11 +127,12 @@ struct ThrottleOptions {
   uint32_t max_failures_per_source = 30;
   uint64_t window_ms = 60000;
   // How many user names and sources are remembered at most (1 to 4194304
-  // each); roughly 150 + 8 x limit bytes each, so about 40 MB at most with
-  // the defaults. A full table forgets an expired entry first, else the
-  // least recently charged of those with the fewest failures: a user at
-  // its limit is forgotten only after every other remembered name reached
-  // as many failures after it (docs/API.md, "Throttling").
+  // each); about 160 bytes each plus 8 per failure remembered: 44 MB of
+  // heap with both tables full at the defaults. A full table forgets an
+  // expired entry first, else the least recently charged of those with the
+  // fewest failures: a user at its limit is forgotten only after every
+  // other remembered name reached as many failures after it (docs/API.md
+  // section 7.1).
   size_t max_tracked_users = 65536;
   size_t max_tracked_sources = 65536;
 };

@@ -169,7 +169,16 @@ StatusOr<std::shared_ptr<ServerAuth>> ServerAuth::Create(const ServerOptions& o)
     a->store_ = auth::SqliteVerifierStore::Open(
         o.users_file, &error, auth::SqliteVerifierStore::OpenMode::kMustExist);
     if (a->store_ == nullptr) return Status(StatusCode::kInvalidArgument, error);
-    a->throttle_ = std::make_shared<auth::FailureWindowThrottle>(10, 60000);
+    const auth::ThrottleLimits limits{
+        .max_failures_per_user = o.throttle.max_failures_per_user,
+        .max_failures_per_source = o.throttle.max_failures_per_source,
+        .window_ms = o.throttle.window_ms,
+        .max_tracked_users = o.throttle.max_tracked_users,
+        .max_tracked_sources = o.throttle.max_tracked_sources};
+    if (!auth::CheckThrottleLimits(limits, &error)) {
+      return Status(StatusCode::kInvalidArgument, error);
+    }
+    a->throttle_ = std::make_shared<auth::AttemptThrottle>(limits);
   }
   if (x509) {
     if (o.cert_file.empty() || o.key_file.empty()) {

@@ -53,6 +53,9 @@ class ServerAuth {
   // (built once by Create; the factories in it share their state).
   const auth::ServerConfig& Config() const { return config_; }
   uint64_t root_signatures() const { return signer_ ? signer_->batches_signed() : 0; }
+  auth::ThrottleStats throttle_stats() const {
+    return throttle_ ? throttle_->stats() : auth::ThrottleStats{};
+  }
 
  private:
   std::vector<std::vector<AuthMechanism>> plans_;

@@ -111,6 +111,9 @@ class ServerImpl final : public Server {
     s.failed = failed_.load();
     s.pending = pending_.load();
     s.root_signatures = auth_->root_signatures();
+    const auth::ThrottleStats t = auth_->throttle_stats();
+    s.password_attempts = t.admitted;
+    s.throttled = t.refused;
     return s;
   }
 
@@ -224,7 +227,7 @@ class ServerImpl final : public Server {
     sdk::Waker waker;
     auth::AuthServer server(auth_->Config(),
                             auth::ChannelBinding::SessionId(transport->binding()),
-                            waker.Callback());
+                            waker.Callback(), auth::AddressOfPeer(peer));
     (void)server.Start();
     sdk::AuthRunResult r =
         sdk::RunAuthentication(*transport, server, &waker, o_.timeouts.auth_ms);
@@ -248,7 +251,7 @@ class ServerImpl final : public Server {
     sdk::Waker waker;
     auth::AuthServer server(auth_->Config(),
                             auth::ChannelBinding::TlsExporter(transport->binding()),
-                            waker.Callback());
+                            waker.Callback(), auth::AddressOfPeer(peer));
     (void)server.Start();
     sdk::AuthRunResult r = sdk::RunAuthentication(*transport, server, &waker, o_.timeouts.auth_ms);
     if (!r.ok()) return r.ToStatus();
@@ -636,7 +639,7 @@ void ServeLoop::Advance(Conn& c) {
     }
     c.auth = std::make_unique<auth::AuthServer>(
         s_.auth_->Config(), auth::ChannelBinding::SessionId(c.nb->session_id()),
-        [wake = wake_, id = c.id] { wake->Push(id); });
+        [wake = wake_, id = c.id] { wake->Push(id); }, auth::AddressOfPeer(c.peer));
     (void)c.auth->Start();
     c.phase = Phase::kAuth;
     SetDeadline(c, s_.o_.timeouts.auth_ms);

@@ -179,7 +179,6 @@ AuthError AuthEndpoint::Feed(ByteSpan bytes) {
 
 AuthError AuthEndpoint::OnPeerClosed() {
   if (state_ == State::kDone || state_ == State::kFailed) return error_;
-  CountPeerRefusal();
   return Fail(AuthError::kRefused,
               "the peer closed the connection during authentication (it refused "
               "this side's proof, or gave up)");
@@ -377,9 +376,10 @@ struct AuthServer::Running {
 };
 
 AuthServer::AuthServer(ServerConfig config, ChannelBinding binding,
-                       std::function<void()> wake)
+                       std::function<void()> wake, std::string source)
     : AuthEndpoint(std::move(binding), config.max_message, std::move(wake)),
-      config_(std::move(config)) {
+      config_(std::move(config)),
+      source_(std::move(source)) {
   if (config_.plans.empty()) {
     for (const auto& [m, f] : config_.mechanisms) config_.plans.push_back({m});
   }
@@ -394,17 +394,10 @@ AuthError AuthServer::Start() {
 }
 
 AuthError AuthServer::Refuse(AuthError local, std::string detail) {
-  if (password_plan_ && config_.throttle && local != AuthError::kThrottled) {
-    config_.throttle->OnFailure(user_);
-  }
+  // A password attempt was charged as a failure when it began (attempt_):
+  // refusing leaves that charge in place.
   Send(OutcomeMessage(false));
   return Fail(local, std::move(detail));
-}
-
-void AuthServer::CountPeerRefusal() {
-  // A password guess the client caught first (SPAKE2+: the server confirms
-  // first) is still a failed attempt for the throttle.
-  if (password_plan_ && config_.throttle) config_.throttle->OnFailure(user_);
 }
 
 AuthError AuthServer::OnMessage(ByteSpan message) {
@@ -414,7 +407,6 @@ AuthError AuthServer::OnMessage(ByteSpan message) {
   }
   if (env.has_outcome()) {
     // A client's refusal (this implementation closes instead of sending it).
-    CountPeerRefusal();
     return Fail(AuthError::kRefused,
                 "the client refused the server's authentication");
   }
@@ -481,9 +473,13 @@ AuthError AuthServer::OnMessage(ByteSpan message) {
           return Finish();
         }
         password_plan_ = std::any_of(chosen.begin(), chosen.end(), IsPassword);
-        if (password_plan_ && config_.throttle && !config_.throttle->Allow(user_)) {
+        // throttle.h: the attempt is charged as a failure from here on;
+        // only Finish() takes the charge back.
+        if (password_plan_ && config_.throttle &&
+            !attempt_.Begin(config_.throttle, user_, source_)) {
           return Refuse(AuthError::kThrottled,
-                        "too many failed attempts for user '" + user_ + "'");
+                        "too many password attempts for user '" + user_ +
+                            "' or from this address");
         }
         Context ctx{binding_, user_, config_.realm, wake_};
         for (Mechanism m : chosen) {
@@ -554,7 +550,7 @@ AuthError AuthServer::StartNext() {
 }
 
 AuthError AuthServer::Finish() {
-  if (password_plan_ && config_.throttle) config_.throttle->OnSuccess(user_);
+  attempt_.Succeeded();  // every mechanism of the plan verified
   wire::Envelope env;
   wire::Outcome* o = env.mutable_outcome();
   o->set_ok(true);

@@ -64,6 +64,9 @@ struct ServerConfig {
   // identity.
   bool required = true;
   std::string realm;  // this server's name (password records are per realm)
+  // Limits password guessing (throttle.h): consulted for every plan that
+  // contains CMAC_PASSWORD or PAKE2PLUS, keyed by the hello's user and the
+  // connection's source address.
   std::shared_ptr<Throttle> throttle;
   // Issue a ticket after a successful non-ticket authentication, and accept
   // tickets, when set.
@@ -113,7 +116,6 @@ class AuthEndpoint {
 
   virtual AuthError OnMessage(ByteSpan message) = 0;
   virtual AuthError OnPoll() = 0;
-  virtual void CountPeerRefusal() {}
   AuthError Fail(AuthError e, std::string detail);
   // Send queues |message| with its length prefix and wipes |message|; the
   // queue is wiped once consumed (messages carry ticket secrets).
@@ -162,8 +164,11 @@ class AuthClient final : public AuthEndpoint {
 
 class AuthServer final : public AuthEndpoint {
  public:
+  // |source| is the client's address without the port (AddressOfPeer in
+  // throttle.h), the throttle's per-source key; "" if unknown (all unknown
+  // sources then share one budget).
   AuthServer(ServerConfig config, ChannelBinding binding,
-             std::function<void()> wake = {});
+             std::function<void()> wake = {}, std::string source = {});
   ~AuthServer() override;
   // Start arms the server (it speaks only after the client's hello).
   AuthError Start();
@@ -178,9 +183,11 @@ class AuthServer final : public AuthEndpoint {
   AuthError StartNext();
   AuthError Finish();
   AuthError Refuse(AuthError local, std::string detail);
-  void CountPeerRefusal() override;
 
   ServerConfig config_;
+  std::string source_;
+  // The throttle's charge for a password plan; settled only by Finish().
+  ThrottleAttempt attempt_;
   std::unique_ptr<Running> run_;
   std::string user_;
   std::string client_realm_;

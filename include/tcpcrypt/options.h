@@ -108,6 +108,35 @@ struct ClientOptions {
   size_t max_auth_message = 64 * 1024;
 };
 
+// ThrottleOptions limits online password guessing on a Server (plans with
+// kCmacPassword or kPake, alone or with another mechanism). Each password
+// attempt counts as a failure from the client's hello until it succeeds:
+// a wrong password, a client that closes, one that stalls until
+// timeouts.auth_ms, and one cut off by Stop() all count, and parallel
+// attempts are counted before any of them ends. A throttled attempt looks
+// like a wrong password to the client (UNAUTHENTICATED); the server counts
+// it in ServerStats::throttled. Because a login counts until it succeeds,
+// the limits also cap how many logins of one user, or from one address,
+// may be in progress at once: raise them for a client that opens many
+// connections at the same moment (a pool behind one address).
+struct ThrottleOptions {
+  // Attempts not yet succeeded in any window_ms (a sliding window), per
+  // user name (known or not) and per source: the client's IPv4 address,
+  // or its IPv6 /64. Each between 1 and 1024.
+  uint32_t max_failures_per_user = 10;
+  uint32_t max_failures_per_source = 30;
+  uint64_t window_ms = 60000;
+  // How many user names and sources are remembered at most (1 to 4194304
+  // each); about 160 bytes each plus 8 per failure remembered: 44 MB of
+  // heap with both tables full at the defaults. A full table forgets an
+  // expired entry first, else the least recently charged of those with the
+  // fewest failures: a user at its limit is forgotten only after every
+  // other remembered name reached as many failures after it (docs/API.md
+  // section 7.1).
+  size_t max_tracked_users = 65536;
+  size_t max_tracked_sources = 65536;
+};
+
 struct ServerOptions {
   Encryption encryption = Encryption::kRequire;
   // Serve TLS 1.3 on the same port (told apart by the first byte), with
@@ -141,6 +170,8 @@ struct ServerOptions {
   uint64_t ephemeral_key_max_age_ms = 60000;
 
   Timeouts timeouts;
+  // Limits on password guessing (see ThrottleOptions).
+  ThrottleOptions throttle;
   size_t max_pending_handshakes = 4096;
   size_t max_auth_message = 64 * 1024;
   int backlog = 1024;

@@ -31,6 +31,10 @@ struct ServerStats {
   uint64_t failed = 0;            // handshakes or authentications that failed
   uint64_t pending = 0;           // handshakes in progress now
   uint64_t root_signatures = 0;   // X.509 batch signatures made
+  // Password attempts the throttle let through to the mechanisms (each
+  // may reach one proof check), and those it refused (ThrottleOptions).
+  uint64_t password_attempts = 0;
+  uint64_t throttled = 0;
 };
 
 class Server {

@@ -312,7 +312,8 @@ TEST(AuthSessionTest, LeftoverApplicationBytesAfterOutcome) {
 
 TEST(AuthSessionTest, ThrottleRefusesAfterRepeatedFailures) {
   ManualClock clock;
-  auto throttle = std::make_shared<FailureWindowThrottle>(3, 60000, clock);
+  auto throttle = std::make_shared<AttemptThrottle>(
+      ThrottleLimits{.max_failures_per_user = 3, .window_ms = 60000}, clock);
   auto server = Server({{Mechanism::kCmacPassword, Fake(Mechanism::kCmacPassword, false, "right")}});
   server.throttle = throttle;
   for (int i = 0; i < 3; ++i) {

@@ -85,6 +85,11 @@ std::string NumericAddress(const sockaddr* sa, socklen_t len) {
   return ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0;
 }
 
+// PeerGone: the errno of a socket whose peer closed or reset it.
+bool PeerGone(int err) {
+  return err == ENOTCONN || err == EPIPE || err == ECONNRESET;
+}
+
 [[nodiscard]] bool SetNoDelay(int fd) {
   const int one = 1;
   return ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0;
@@ -408,6 +413,9 @@ class Carrier {
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) return Io::kWouldBlock;
         const int saved_errno = errno;  // before any allocation
+        // The peer closed: before the socket goes, take in what it sent
+        // (its reply, its FINp), so that stays readable.
+        if (PeerGone(saved_errno)) AbsorbReadable();
         Fail(Status::IoError("send to " + peer_, saved_errno));
         return Io::kFailed;
       }
@@ -420,8 +428,7 @@ class Carrier {
         // peer closed (and reset) the connection: that ends our write side,
         // and must not destroy what we received (its reply and its
         // authenticated end of file stay readable). peer_reset() tells.
-        if (saved_errno != ENOTCONN && saved_errno != EPIPE &&
-            saved_errno != ECONNRESET) {
+        if (!PeerGone(saved_errno)) {
           Fail(Status::IoError("shutdown to " + peer_, saved_errno));
           return Io::kFailed;
         }
@@ -488,6 +495,30 @@ class Carrier {
     if (!was_established && engine_.handshake_done()) OnEstablished();
     if (SendSome() == Io::kFailed) return Io::kFailed;
     return Io::kProgress;
+  }
+
+  // AbsorbReadable hands the engine whatever the socket holds now, without
+  // sending (bounded by the plaintext cap), for a connection about to fail
+  // on the write side: bytes the peer sent before it closed stay readable.
+  void AbsorbReadable() {
+    for (int i = 0; i < 64 && !carrier_eof_ && !engine_.failed() &&
+                    engine_.handshake_done() &&
+                    engine_.plaintext_available() < kMaxBufferedPlaintext;
+         ++i) {
+      const MutableByteSpan buf = engine_.InputBuffer(kRecvMinRoom);
+      if (buf.empty()) return;
+      ssize_t n = -1;
+      do {
+        n = ::recv(fd_.get(), buf.data(), buf.size(), MSG_DONTWAIT);
+      } while (n < 0 && errno == EINTR);
+      if (n < 0) return;  // nothing more now, or the reset itself
+      if (n == 0) {
+        carrier_eof_ = true;
+        return;
+      }
+      received_any_ = true;
+      if (engine_.CommitInput(static_cast<size_t>(n)) != Error::kNone) return;
+    }
   }
 
   // MaybeFinishEof: once the carrier ended and the plaintext before it was

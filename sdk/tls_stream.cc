@@ -348,6 +348,11 @@ int OnNewSession(SSL* ssl, SSL_SESSION* session) {
 // closed connection; this one sends with MSG_NOSIGNAL and records errno and
 // EOF so failures can be reported precisely.
 
+// PeerGone: the errno of a socket whose peer closed or reset it.
+bool PeerGone(int err) {
+  return err == ENOTCONN || err == EPIPE || err == ECONNRESET;
+}
+
 internal::TlsSocketBio* BioState(BIO* b) {
   return static_cast<internal::TlsSocketBio*>(BIO_get_data(b));
 }
@@ -845,6 +850,12 @@ void TlsStream::CloseSocket() {
 }
 
 void TlsStream::Close() {
+  // Graceful close after Shutdown (as inband::Connection::Close): drain the
+  // peer's remaining bytes, bounded, so close() sends no reset that could
+  // destroy our close_notify and last reply at the peer.
+  if (state_ == State::kWriteShut && fd_) {
+    inband::DrainBeforeClose(fd_.get(), read_eof_);
+  }
   if (state_ == State::kOpen || state_ == State::kWriteShut) {
     state_ = State::kClosed;
   }
@@ -981,6 +992,14 @@ Status TlsStream::Shutdown() {
     const int r = SSL_shutdown(ssl_.get());
     if (r >= 0) break;
     const int err = SSL_get_error(ssl_.get(), r);
+    // The peer sent its close_notify and then closed: our close_notify
+    // cannot be delivered, but the read side is complete and authentic,
+    // so this ends the write side without failing the stream.
+    if (err == SSL_ERROR_SYSCALL && read_eof_ && bio_->errno_from_send &&
+        PeerGone(bio_->last_errno)) {
+      state_ = State::kWriteShut;
+      return Status::Ok();
+    }
     if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) {
       return Fail(ErrorFromSsl(err, Phase::kShutdown));
     }
@@ -988,7 +1007,9 @@ Status TlsStream::Shutdown() {
     st = WaitFor(err, deadline, Phase::kShutdown, false, &readable);
     if (!st.ok()) return Fail(std::move(st));
   }
-  if (::shutdown(fd_.get(), SHUT_WR) != 0 && errno != ENOTCONN) {
+  // close_notify is with the kernel; a peer that already closed ends our
+  // write side, nothing more (as inband::Connection::Shutdown).
+  if (::shutdown(fd_.get(), SHUT_WR) != 0 && !PeerGone(errno)) {
     return Fail(Status::IoError("shutdown to " + peer_, errno));
   }
   state_ = State::kWriteShut;

@@ -39,6 +39,8 @@ Status FromInband(const inband::Status& s) {
           return Status(StatusCode::kInvalidArgument, s.message);
         case Error::kInternal:
           return Status(StatusCode::kInternal, s.message);
+        case Error::kTooManyRekeys:
+          return Status(StatusCode::kResourceExhausted, s.message);
         case Error::kWrongState:
         case Error::kClosed:
           return Status(StatusCode::kFailedPrecondition, s.message);

@@ -103,7 +103,9 @@ ByteSpan Engine::PendingOutput() const {
 }
 
 void Engine::ConsumeOutput(size_t n) {
-  out_head_ += std::min(n, out_tail_ - out_head_);
+  n = std::min(n, out_tail_ - out_head_);
+  out_sent_total_ += n;
+  out_head_ += n;
   if (out_head_ == out_tail_) out_head_ = out_tail_ = 0;
 }
 
@@ -118,6 +120,7 @@ uint8_t* Engine::GrowOutput(size_t n) {
   }
   uint8_t* p = out_.data() + out_tail_;
   out_tail_ += n;
+  out_queued_total_ += n;
   return p;
 }
 
@@ -719,10 +722,28 @@ Error Engine::ProcessFrames() {
       bytes_this_gen_ = 0;
       rekey_pending_ = true;
       if (!local_fin_) {
-        if (Error e = SealFrame({}, false); e != Error::kNone) return e;
+        if (Error e = AnswerPeerRekey(); e != Error::kNone) return e;
       }
     }
   }
+  return Error::kNone;
+}
+
+// AnswerPeerRekey queues the answer to a rekey the peer started, unless too
+// many earlier answers are still unsent: the peer cannot have read them,
+// so it is starting rekeys without reading (RFC 8548 §3.8 allows one
+// outstanding empty-frame rekey), and answering would queue output without
+// bound.
+Error Engine::AnswerPeerRekey() {
+  while (answer_count_ > 0 && answer_ends_[answer_first_] <= out_sent_total_) {
+    answer_first_ = (answer_first_ + 1) % kMaxUnsentRekeyAnswers;
+    --answer_count_;
+  }
+  if (answer_count_ >= kMaxUnsentRekeyAnswers) return Error::kTooManyRekeys;
+  if (Error e = SealFrame({}, false); e != Error::kNone) return e;
+  answer_ends_[(answer_first_ + answer_count_) % kMaxUnsentRekeyAnswers] =
+      out_queued_total_;
+  ++answer_count_;
   return Error::kNone;
 }
 

@@ -57,6 +57,20 @@ inline constexpr size_t kMaxCiphertextLen = 0xffff;
 inline constexpr size_t kFrameHeaderLen = 3;  // control | clen
 inline constexpr size_t kMaxFrameData =
     kMaxCiphertextLen - kAeadTagLen - 1;  // 65518
+// Bounded peers (RFC 8548 §3.8). Every rekey the peer starts (a frame with
+// rekey = 1 that puts its generation ahead of ours) obliges us to answer at
+// once with a 20-byte frame, so a peer that sends rekeys and never reads
+// could make us queue answers without bound. A peer cannot have received an
+// answer we have not even handed to the carrier yet, and RFC 8548 §3.8
+// forbids it to start another empty-frame rekey before it received our
+// answer; so at most this many of our rekey answers may be still unsent
+// (in PendingOutput, not yet ConsumeOutput'd) when the peer starts another
+// rekey. Beyond it the engine fails with Error::kTooManyRekeys. It bounds
+// the rekey answers queued in the engine to 64 x 20 = 1,280 bytes.
+inline constexpr size_t kMaxUnsentRekeyAnswers = 64;
+// Size of one rekey answer: an empty frame (header, flags byte, tag).
+inline constexpr size_t kRekeyAnswerLen = kFrameHeaderLen + 1 + kAeadTagLen;
+
 // Init1/Init2 may carry ignored trailing bytes (RFC 8548 §4.1); we accept up
 // to this many in total and treat a longer message_len as malformed.
 inline constexpr size_t kMaxInitMessageLen = 4096;
@@ -141,7 +155,9 @@ class Engine {
   [[nodiscard]] Error Start();
 
   // --- carrier side -----------------------------------------------------
-  // PendingOutput is the bytes waiting to be sent, in order.
+  // PendingOutput is the bytes waiting to be sent, in order. What the peer
+  // alone can make us queue here is bounded: at most kMaxUnsentRekeyAnswers
+  // rekey answers (see there); the rest is what the application wrote.
   ByteSpan PendingOutput() const;
   // ConsumeOutput drops the first |n| bytes of PendingOutput (they were sent).
   void ConsumeOutput(size_t n);
@@ -177,6 +193,10 @@ class Engine {
   [[nodiscard]] Error Write(ByteSpan data);
   // Shutdown sends the final frame with FINp (RFC 8548 §3.7). Idempotent.
   [[nodiscard]] Error Shutdown();
+  // Peer-initiated rekeys are answered at once (RFC 8548 §3.8); a peer that
+  // starts a rekey while kMaxUnsentRekeyAnswers of our answers are still
+  // unsent fails the engine with Error::kTooManyRekeys.
+  //
   // RequestRekey increments the local generation (RFC 8548 §3.8) and sends
   // an empty frame with rekey = 1. While an earlier rekey is unanswered it
   // does nothing and returns kNone (the RFC allows one outstanding empty
@@ -239,6 +259,7 @@ class Engine {
                              ByteSpan log_label);
   Error SealFrame(ByteSpan data, bool fin);
   Error InitiateRekey();
+  Error AnswerPeerRekey();
   uint8_t* GrowOutput(size_t n);
   void AppendOutput(ByteSpan bytes);
   uint8_t* ReservePlain(size_t n);
@@ -259,6 +280,14 @@ class Engine {
   std::vector<uint8_t> out_;
   size_t out_head_ = 0;
   size_t out_tail_ = 0;
+  // Stream positions: bytes ever queued for output, and ever consumed.
+  uint64_t out_queued_total_ = 0;
+  uint64_t out_sent_total_ = 0;
+  // End positions (in out_queued_total_ terms) of our rekey answers not yet
+  // consumed, oldest first: a ring of kMaxUnsentRekeyAnswers.
+  std::array<uint64_t, kMaxUnsentRekeyAnswers> answer_ends_{};
+  size_t answer_first_ = 0;
+  size_t answer_count_ = 0;
   // Authenticated plaintext: plain_[plain_head_, plain_tail_). The first
   // kPlainHeadroom bytes are never data, so a frame can be decrypted one
   // byte early and its flags byte dropped without moving the data.

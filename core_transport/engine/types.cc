@@ -81,6 +81,7 @@ std::string_view ErrorName(Error e) {
     case Error::kWrongState: return "WRONG_STATE";
     case Error::kInvalidArgument: return "INVALID_ARGUMENT";
     case Error::kInternal: return "INTERNAL";
+    case Error::kTooManyRekeys: return "TOO_MANY_REKEYS";
   }
   return "UNKNOWN";
 }

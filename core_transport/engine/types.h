@@ -62,6 +62,8 @@ enum class Error : uint8_t {
   kWrongState,          // call not valid now (not sticky: nothing failed)
   kInvalidArgument,     // bad configuration or argument (not sticky)
   kInternal,            // the crypto library failed (out of memory, ...)
+  kTooManyRekeys,       // the peer started more rekeys than we may answer
+                        // (Engine::kMaxUnsentRekeyAnswers)
 };
 
 std::string_view ErrorName(Error e);  // "ENO_FAILED", "AEAD_FAILURE", ...

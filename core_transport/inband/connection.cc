@@ -44,6 +44,13 @@ constexpr size_t kMaxBufferedPlaintext = size_t{1} << 20;
 // and queue at most about kWriteHighWater bytes of ciphertext.
 constexpr size_t kWriteChunk = size_t{256} << 10;
 constexpr size_t kWriteHighWater = size_t{1} << 20;
+// The application's own writes through WriteAll (and the CLI's relay) never
+// queue more than this, so they never pause reading (see
+// kReadPauseOutputBytes, which must stay above it: two peers writing to
+// each other must both keep reading).
+static_assert(kWriteHighWater + kWriteChunk + kFrameHeaderLen +
+                  kMaxCiphertextLen <= kReadPauseOutputBytes,
+              "reading must not pause for the application's own writes");
 
 
 std::string Hex(std::span<const uint8_t> bytes) {
@@ -76,6 +83,11 @@ std::string NumericAddress(const sockaddr* sa, socklen_t len) {
   if (flags < 0) return false;
   if ((flags & O_NONBLOCK) != 0) return true;
   return ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0;
+}
+
+// PeerGone: the errno of a socket whose peer closed or reset it.
+bool PeerGone(int err) {
+  return err == ENOTCONN || err == EPIPE || err == ECONNRESET;
 }
 
 [[nodiscard]] bool SetNoDelay(int fd) {
@@ -258,6 +270,9 @@ std::string_view DescribeError(Error e) {
     case Error::kWrongState: return "the call is not valid in this state";
     case Error::kInvalidArgument: return "invalid configuration or argument";
     case Error::kInternal: return "internal error in the crypto library";
+    case Error::kTooManyRekeys:
+      return "the peer started rekeys faster than it read our answers "
+             "(more than 64 answers unsent)";
   }
   return "unknown error";
 }
@@ -338,6 +353,25 @@ class Carrier {
   bool recv_filled() const { return recv_filled_; }
   bool received_any() const { return received_any_; }
   bool shutdown_complete() const { return shut_wr_; }
+  bool peer_reset() const { return peer_reset_; }
+  // output_allows_read: we owe the peer at most kReadPauseOutputBytes.
+  bool output_allows_read() const {
+    return engine_.PendingOutput().size() <= kReadPauseOutputBytes;
+  }
+  // may_read: a recv now would be allowed and could deliver something.
+  bool may_read() const {
+    return !carrier_eof_ && output_allows_read() &&
+           engine_.plaintext_available() < kMaxBufferedPlaintext;
+  }
+  // NotePendingReset records a reset the kernel reports on the socket.
+  void NotePendingReset() {
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (fd_ && ::getsockopt(fd_.get(), SOL_SOCKET, SO_ERROR, &err, &len) == 0 &&
+        (err == ECONNRESET || err == EPIPE)) {
+      peer_reset_ = true;
+    }
+  }
   uint64_t handshake_deadline_ms() const { return handshake_deadline_ms_; }
 
   // SetHandshakeDeadline starts the handshake clock (once);
@@ -379,6 +413,9 @@ class Carrier {
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) return Io::kWouldBlock;
         const int saved_errno = errno;  // before any allocation
+        // The peer closed: before the socket goes, take in what it sent
+        // (its reply, its FINp), so that stays readable.
+        if (PeerGone(saved_errno)) AbsorbReadable();
         Fail(Status::IoError("send to " + peer_, saved_errno));
         return Io::kFailed;
       }
@@ -387,8 +424,15 @@ class Carrier {
     if (want_shut_wr_ && !shut_wr_) {
       if (::shutdown(fd_.get(), SHUT_WR) != 0) {
         const int saved_errno = errno;  // before any allocation
-        Fail(Status::IoError("shutdown to " + peer_, saved_errno));
-        return Io::kFailed;
+        // Everything, our FINp included, is with the kernel already. The
+        // peer closed (and reset) the connection: that ends our write side,
+        // and must not destroy what we received (its reply and its
+        // authenticated end of file stay readable). peer_reset() tells.
+        if (!PeerGone(saved_errno)) {
+          Fail(Status::IoError("shutdown to " + peer_, saved_errno));
+          return Io::kFailed;
+        }
+        peer_reset_ = true;
       }
       shut_wr_ = true;
     }
@@ -401,6 +445,9 @@ class Carrier {
   Io RecvSome() {
     if (failed()) return Io::kFailed;
     if (carrier_eof_) return Io::kEof;
+    // Bounded peers: while we owe the peer more than kReadPauseOutputBytes
+    // (it does not read), read nothing more from it.
+    if (!output_allows_read()) return Io::kWouldBlock;
     const MutableByteSpan buf = engine_.InputBuffer(kRecvMinRoom);
     if (buf.empty()) {
       Fail(Status::EngineError(Error::kInternal, !engine_.handshake_done()));
@@ -421,6 +468,9 @@ class Carrier {
     }
     if (n == 0) {
       carrier_eof_ = true;
+      // A reset after the peer's FIN still reads as end of stream; the
+      // error it left says the peer discarded bytes we sent.
+      NotePendingReset();
       if (!engine_.handshake_done()) {
         (void)engine_.OnCarrierEof();
         Fail(Status::EofError(
@@ -445,6 +495,30 @@ class Carrier {
     if (!was_established && engine_.handshake_done()) OnEstablished();
     if (SendSome() == Io::kFailed) return Io::kFailed;
     return Io::kProgress;
+  }
+
+  // AbsorbReadable hands the engine whatever the socket holds now, without
+  // sending (bounded by the plaintext cap), for a connection about to fail
+  // on the write side: bytes the peer sent before it closed stay readable.
+  void AbsorbReadable() {
+    for (int i = 0; i < 64 && !carrier_eof_ && !engine_.failed() &&
+                    engine_.handshake_done() &&
+                    engine_.plaintext_available() < kMaxBufferedPlaintext;
+         ++i) {
+      const MutableByteSpan buf = engine_.InputBuffer(kRecvMinRoom);
+      if (buf.empty()) return;
+      ssize_t n = -1;
+      do {
+        n = ::recv(fd_.get(), buf.data(), buf.size(), MSG_DONTWAIT);
+      } while (n < 0 && errno == EINTR);
+      if (n < 0) return;  // nothing more now, or the reset itself
+      if (n == 0) {
+        carrier_eof_ = true;
+        return;
+      }
+      received_any_ = true;
+      if (engine_.CommitInput(static_cast<size_t>(n)) != Error::kNone) return;
+    }
   }
 
   // MaybeFinishEof: once the carrier ended and the plaintext before it was
@@ -526,7 +600,14 @@ class Carrier {
                          "tcpcrypt)")));
   }
 
+  // Close closes the socket. After our write side was shut down (Shutdown
+  // completed) it first drains the peer's remaining bytes, bounded
+  // (DrainBeforeClose), so that close() does not reset the connection and
+  // destroy our last reply at the peer.
   void Close() {
+    if (fd_ && shut_wr_ && !failed() && !carrier_eof_) {
+      DrainBeforeClose(fd_.get(), engine_.peer_finished());
+    }
     fd_.Reset();
     if (status_.ok()) {
       status_.kind = Status::Kind::kIo;
@@ -570,6 +651,7 @@ class Carrier {
   bool eof_checked_ = false;
   bool want_shut_wr_ = false;
   bool shut_wr_ = false;
+  bool peer_reset_ = false;
 };
 
 }  // namespace internal
@@ -615,8 +697,7 @@ Status FlushAll(Carrier& c) {
   for (;;) {
     const Carrier::Io io = c.SendSome();
     if (io != Carrier::Io::kWouldBlock) return c.status();
-    const bool read_too = !c.carrier_eof() && c.engine().plaintext_available() <
-                                                  kMaxBufferedPlaintext;
+    const bool read_too = c.may_read();
     short revents = 0;
     Status s = WaitIo(c, static_cast<short>(POLLOUT | (read_too ? POLLIN : 0)),
                       "write to", &revents);
@@ -736,11 +817,13 @@ ssize_t Connection::Read(std::span<uint8_t> out, Status* out_status) {
       c.MaybeFinishEof();
       return static_cast<ssize_t>(n);
     }
+    // The peer's authenticated end of file reads as EOF even if our side
+    // failed since (a write to a peer that closed): it is authentic.
+    if (c.engine().peer_finished() && !c.engine().failed()) return 0;
     if (c.failed()) {
       st = c.status();
       return -1;
     }
-    if (c.engine().peer_finished()) return 0;
     if (c.carrier_eof()) {
       c.MaybeFinishEof();
       st = c.status();
@@ -764,15 +847,21 @@ ssize_t Connection::Read(std::span<uint8_t> out, Status* out_status) {
       if (got != Carrier::Io::kWouldBlock) continue;  // data, or EOF (checked above)
     }
     const bool pending = !c.engine().PendingOutput().empty();
+    // Bounded peers: while the peer does not read what we owe it, wait only
+    // for room to send.
+    const bool read_now = c.output_allows_read();
     short revents = 0;
-    Status w = WaitIo(c, static_cast<short>(POLLIN | (pending ? POLLOUT : 0)),
+    Status w = WaitIo(c,
+                      static_cast<short>((read_now ? POLLIN : 0) |
+                                         (pending ? POLLOUT : 0)),
                       "read from", &revents);
     if (!w.ok()) {
       if (w.kind != Status::Kind::kTimeout) c.Fail(w);
       st = std::move(w);  // a time-out is not sticky
       return -1;
     }
-    if (Readable(revents) && c.RecvSome() == Carrier::Io::kFailed) {
+    if (read_now && Readable(revents) &&
+        c.RecvSome() == Carrier::Io::kFailed) {
       st = c.status();
       return -1;
     }
@@ -800,8 +889,7 @@ Status Connection::WriteAll(std::span<const uint8_t> data) {
          !data.empty())) {
       continue;
     }
-    const bool read_too = !c.carrier_eof() && c.engine().plaintext_available() <
-                                                  kMaxBufferedPlaintext;
+    const bool read_too = c.may_read();
     short revents = 0;
     Status s = WaitIo(c, static_cast<short>(POLLOUT | (read_too ? POLLIN : 0)),
                       "write to", &revents);
@@ -834,6 +922,8 @@ Status Connection::RequestRekey() {
 void Connection::Close() {
   if (c_ != nullptr) c_->Close();
 }
+
+bool Connection::peer_reset() const { return c_->peer_reset(); }
 
 const Status& Connection::status() const { return c_->status(); }
 int Connection::fd() const { return c_->fd(); }
@@ -889,8 +979,7 @@ std::unique_ptr<NonBlockingConnection> NonBlockingConnection::FromConnection(
 int NonBlockingConnection::fd() const { return c_->fd(); }
 
 bool NonBlockingConnection::wants_read() const {
-  return !c_->failed() && c_->fd() >= 0 && !c_->carrier_eof() &&
-         c_->engine().plaintext_available() < kMaxBufferedPlaintext;
+  return !c_->failed() && c_->fd() >= 0 && c_->may_read();
 }
 
 bool NonBlockingConnection::wants_write() const {
@@ -929,8 +1018,8 @@ ssize_t NonBlockingConnection::Read(std::span<uint8_t> out) {
   const size_t n = c_->engine().Read(out);
   c_->MaybeFinishEof();
   if (n > 0) return static_cast<ssize_t>(n);
+  if (at_eof()) return 0;  // authentic even if our side failed since
   if (c_->failed()) return kFailed;
-  if (at_eof()) return 0;
   return kWouldBlock;
 }
 
@@ -944,7 +1033,7 @@ void NonBlockingConnection::ConsumePlaintext(size_t n) {
 }
 
 bool NonBlockingConnection::at_eof() const {
-  return !c_->failed() && c_->engine().peer_finished() &&
+  return !c_->engine().failed() && c_->engine().peer_finished() &&
          c_->engine().plaintext_available() == 0;
 }
 
@@ -967,6 +1056,9 @@ Status NonBlockingConnection::Shutdown() { return c_->Shutdown(); }
 bool NonBlockingConnection::shutdown_complete() const {
   return c_->shutdown_complete();
 }
+
+bool NonBlockingConnection::peer_reset() const { return c_->peer_reset(); }
+bool NonBlockingConnection::carrier_eof() const { return c_->carrier_eof(); }
 
 Status NonBlockingConnection::RequestRekey() { return c_->RequestRekey(); }
 

@@ -40,6 +40,7 @@
 #include <string_view>
 
 #include "core_transport/engine/engine.h"
+#include "core_transport/inband/wait.h"
 
 namespace tcpcrypt::inband {
 
@@ -116,6 +117,22 @@ std::string FormatHostPort(std::string_view host, uint16_t port);
 // Returns false on a malformed string or a port outside 0..65535.
 [[nodiscard]] bool SplitHostPort(std::string_view s, std::string* out_host,
                                  uint16_t* out_port);
+
+// Bounded peers. A peer that sends and never reads what we owe it must not
+// grow our memory: while the engine's queued output (PendingOutput) exceeds
+// kReadPauseOutputBytes, a connection reads nothing more from the socket
+// (blocking Read waits only for room to send; NonBlockingConnection's
+// wants_read() turns false). One receive can add at most the engine's
+// bound on unsent rekey answers (kMaxUnsentRekeyAnswers x kRekeyAnswerLen
+// = 1,280 bytes) before the engine fails with TOO_MANY_REKEYS, so what a
+// peer makes us queue stays below kReadPauseOutputBytes + 1,280 bytes
+// (1,377,538 bytes). The bound is 1 MiB + 256 KiB + one whole frame
+// (65,538 bytes) = 1,376,258 bytes: above what the application's own writes
+// queue through WriteAll (at most 1 MiB + one 256 KiB chunk), so two peers
+// writing to each other never both stop reading.
+inline constexpr size_t kReadPauseOutputBytes =
+    (size_t{1} << 20) + (size_t{256} << 10) + kFrameHeaderLen +
+    kMaxCiphertextLen;
 
 // Options configure one connection.
 struct Options {
@@ -203,7 +220,11 @@ class Connection {
 
   // Shutdown sends the final frame with FINp, flushes everything, then
   // shuts down the socket's write side (RFC 8548 §3.7). Reading remains
-  // possible. Idempotent.
+  // possible. Idempotent. If the peer already closed (shutdown(2) fails
+  // with ENOTCONN, EPIPE or ECONNRESET once everything was handed to the
+  // kernel) the write side is simply over: Shutdown returns ok, what was
+  // received stays readable (an authenticated end of file still reads as
+  // 0), and peer_reset() turns true.
   Status Shutdown();
 
   // RequestRekey moves our sending direction to the next key generation
@@ -212,7 +233,18 @@ class Connection {
 
   // Close closes the socket without FINp (the peer then sees TRUNCATED
   // unless Shutdown() ran first). Idempotent; the destructor calls it.
+  // After a completed Shutdown() it closes gracefully: it first reads and
+  // discards what the peer still sends until the peer's end of stream, at
+  // most kCloseDrainBytes (256 KiB) and kCloseDrainMs (250 ms; no wait when
+  // the peer's authenticated end of file already arrived), so close() does
+  // not reset the connection and destroy our last reply at the peer.
   void Close();
+
+  // peer_reset: the peer reset the connection after we handed bytes to the
+  // kernel (our shutdown(2) found it gone, or a reset was pending when its
+  // stream ended). Bytes we sent may have been discarded unread; the bytes
+  // we received are unaffected.
+  bool peer_reset() const;
 
   // status is the sticky failure, or ok.
   const Status& status() const;
@@ -275,8 +307,9 @@ class NonBlockingConnection {
 
   // --- event loop side --------------------------------------------------
   int fd() const;
-  // wants_read: the socket may deliver more and the plaintext buffer is not
-  // full (read the plaintext to resume reading).
+  // wants_read: the socket may deliver more, the plaintext buffer is not
+  // full (read the plaintext to resume reading), and we owe the peer at
+  // most kReadPauseOutputBytes (send to resume reading).
   bool wants_read() const;
   // wants_write: bytes are queued for the socket.
   bool wants_write() const;
@@ -302,8 +335,12 @@ class NonBlockingConnection {
   ByteSpan PeekPlaintext() const;
   void ConsumePlaintext(size_t n);
   // at_eof: the peer's authenticated FINp arrived and all plaintext before
-  // it was read.
+  // it was read. Stays true if our side fails afterwards.
   bool at_eof() const;
+  // carrier_eof: the peer's TCP stream ended (its FIN arrived).
+  bool carrier_eof() const;
+  // peer_reset: see Connection::peer_reset.
+  bool peer_reset() const;
 
   // Write encrypts |data| into the send queue and sends what the socket
   // takes now. Only after handshake_done(). The caller should stop writing
@@ -316,6 +353,8 @@ class NonBlockingConnection {
   Status Shutdown();
   bool shutdown_complete() const;
   Status RequestRekey();
+  // Close: as Connection::Close (graceful after a completed Shutdown, so it
+  // may wait up to kCloseDrainMs).
   void Close();
 
   const std::string& peer() const;

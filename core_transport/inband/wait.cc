@@ -1,6 +1,7 @@
 #include "core_transport/inband/wait.h"
 
 #include <poll.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -42,6 +43,29 @@ WaitResult WaitFd(int fd, short events, uint64_t deadline_ms,
     }
     *out_revents = p.revents;
     return WaitResult::kReady;
+  }
+}
+
+void DrainBeforeClose(int fd, bool peer_done) {
+  if (fd < 0) return;
+  const uint64_t deadline = DeadlineAfter(kCloseDrainMs);
+  size_t drained = 0;
+  uint8_t buf[4096];
+  while (drained < kCloseDrainBytes) {
+    const ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n == 0) return;  // the peer's end of stream: close() sends no reset
+    if (n > 0) {
+      drained += static_cast<size_t>(n);
+      continue;
+    }
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return;  // reset, ...
+    if (peer_done) return;
+    short revents = 0;
+    int err = 0;
+    if (WaitFd(fd, POLLIN, deadline, &revents, &err) != WaitResult::kReady) {
+      return;
+    }
   }
 }
 

@@ -3,6 +3,7 @@
 #ifndef TCPCRYPT_CORE_TRANSPORT_INBAND_WAIT_H_
 #define TCPCRYPT_CORE_TRANSPORT_INBAND_WAIT_H_
 
+#include <cstddef>
 #include <cstdint>
 
 namespace tcpcrypt::inband {
@@ -19,6 +20,24 @@ enum class WaitResult : uint8_t { kReady, kTimeout, kError };
 // sets |*out_errno| (EBADF for POLLNVAL).
 WaitResult WaitFd(int fd, short events, uint64_t deadline_ms, short* out_revents,
                   int* out_errno);
+
+// Graceful close (no lost replies). close() on a TCP socket whose receive
+// queue holds unread bytes, or that later receives bytes, makes the kernel
+// send a reset, and a reset can destroy at the peer the last bytes we sent
+// (our reply and our end of file) before the peer read them. So once our
+// write side is shut down, a connection reads and discards what the peer
+// still sends until the peer's end of stream, within these bounds, and
+// only then closes:
+inline constexpr int kCloseDrainMs = 250;                      // total wait
+inline constexpr size_t kCloseDrainBytes = size_t{256} << 10;  // discarded
+
+// DrainBeforeClose reads and discards bytes from |fd| until the peer's end
+// of stream, an error, kCloseDrainBytes bytes or kCloseDrainMs
+// milliseconds, whichever comes first. With |peer_done| (the peer's
+// authenticated end of file already arrived, so at most its TCP FIN can
+// follow) it takes only what is queued now and does not wait. It never
+// writes, so it raises no SIGPIPE. The caller closes |fd| afterwards.
+void DrainBeforeClose(int fd, bool peer_done);
 
 }  // namespace tcpcrypt::inband
 

@@ -248,17 +248,18 @@ bool BuildOptions(const CommonFlags& flags, bool server, Options* out) {
 
 // --- relaying a connection to stdin / stdout ---------------------------------
 
-enum class RelayEnd : uint8_t {
-  // connect: done when the peer's stream ends (we then send our FINp).
-  kPeerEof,
-  // serve --stdio: done when both directions ended.
-  kBothEof,
-};
-
 // Relay copies stdin to the connection and the connection to stdout in one
 // thread, full duplex, with poll(). Drives the handshake too.
-int Relay(NonBlockingConnection& conn, RelayEnd end, bool json,
-          bool reported = false) {
+//
+// The two directions are independent: the end of stdin half-closes ours
+// (FINp, then shutdown(SHUT_WR)) and the peer's authenticated end of file
+// ends its; neither ends the other, so `serve --stdio </dev/null` still
+// receives everything `connect <file` sends. Relay returns kExitOk only
+// when both directions ended cleanly and the peer's TCP stream ended
+// without a reset; otherwise (stdout write failed, the peer's stream was
+// truncated or failed authentication, a send failed, or the peer reset the
+// connection, so bytes we sent may not have been read) non-zero.
+int Relay(NonBlockingConnection& conn, bool json, bool reported = false) {
   std::vector<uint8_t> buf(kIoBufferSize);
   bool stdin_done = false;  // stdin ended and our FINp is queued
   bool peer_eof = false;
@@ -284,15 +285,18 @@ int Relay(NonBlockingConnection& conn, RelayEnd end, bool json,
     }
     if (conn.failed()) continue;  // e.g. truncation noticed once drained
     if (conn.at_eof()) peer_eof = true;
-    if (peer_eof && end == RelayEnd::kPeerEof && !stdin_done) {
-      // The peer is done: answer with our own FINp and stop reading stdin.
-      if (Status s = conn.Shutdown(); !s.ok()) {
-        SayError(conn.peer() + ": " + s.message);
-        return ExitCodeFor(s);
+    // Done once both directions ended and the peer's TCP stream ended too
+    // (a reset then shows, in conn.failed() or conn.peer_reset()).
+    if (peer_eof && stdin_done && conn.shutdown_complete() &&
+        conn.carrier_eof()) {
+      if (conn.peer_reset()) {
+        SayError(conn.peer() +
+                 ": the peer reset the connection: bytes we sent may not "
+                 "have been read");
+        return kExitNetwork;
       }
-      stdin_done = true;
+      return kExitOk;
     }
-    if (peer_eof && stdin_done && conn.shutdown_complete()) return kExitOk;
 
     const bool read_stdin =
         conn.handshake_done() && !stdin_done && !conn.write_queue_full();
@@ -381,7 +385,7 @@ int RunConnect(const std::string& target, const CommonFlags& flags,
     if (!leftover.empty() && !WriteFdAll(STDOUT_FILENO, leftover)) return kExitNetwork;
     std::unique_ptr<NonBlockingConnection> nb =
         NonBlockingConnection::FromConnection(std::move(blocking));
-    return Relay(*nb, RelayEnd::kPeerEof, flags.json, /*reported=*/true);
+    return Relay(*nb, flags.json, /*reported=*/true);
   }
   std::unique_ptr<NonBlockingConnection> conn =
       NonBlockingConnection::Connect(host, port, std::move(options), &status);
@@ -389,7 +393,7 @@ int RunConnect(const std::string& target, const CommonFlags& flags,
     SayError(status.message);
     return ExitCodeFor(status);
   }
-  return Relay(*conn, RelayEnd::kPeerEof, flags.json);
+  return Relay(*conn, flags.json);
 }
 
 // Shared by every connection of one server: bounded reuse of ephemeral keys
@@ -500,7 +504,7 @@ int RunServe(const std::string& listen, bool stdio, int max_connections,
     }
     std::unique_ptr<NonBlockingConnection> nb =
         NonBlockingConnection::FromConnection(std::move(conn));
-    return Relay(*nb, RelayEnd::kBothEof, flags.json, reported);
+    return Relay(*nb, flags.json, reported);
   }
 
   for (;;) {

@@ -353,6 +353,8 @@ TEST_F(CliTest, JsonReportsAndChosenAlgorithms) {
 // Stream is a deterministic pseudo-random byte stream (xorshift64*).
 class Stream {
  public:
+  Stream() = default;
+  explicit Stream(uint64_t seed) : x_(seed) {}
   void Fill(uint8_t* out, size_t n) {  // n is a multiple of 8
     for (size_t i = 0; i < n; i += 8) {
       x_ ^= x_ >> 12;
@@ -690,6 +692,155 @@ TEST_F(CliTest, UsageErrorsExitOneAndHelpExitsZero) {
     c->DrainErr();
     EXPECT_EQ(c->err_text().rfind("tcpcrypt: ", 0), 0u) << c->err_text();
   }
+}
+
+// --- (c) a half-close of one direction never ends the other ------------------
+
+// PumpIn writes |total| bytes of Stream(|seed|) to |fd| in 64 KiB blocks,
+// then closes it (via |close_fd|); returns the SHA-256 of what was written
+// and sets |*out_sent|. Stops early if a write fails (the child exited).
+std::array<uint8_t, 32> PumpIn(int fd, uint64_t seed, size_t total,
+                               size_t* out_sent) {
+  Sha256 sha;
+  Stream stream(seed);
+  std::vector<uint8_t> block(64 << 10);
+  size_t sent = 0;
+  while (sent < total) {
+    const size_t n = std::min(block.size(), total - sent);
+    stream.Fill(block.data(), n);
+    if (!WriteAllFd(fd, block.data(), n)) break;
+    sha.Update(block.data(), n);
+    sent += n;
+  }
+  *out_sent = sent;
+  return sha.Final();
+}
+
+// DrainOut reads |fd| to its end (or for kWaitMs); returns the digest and
+// sets |*out_received|.
+std::array<uint8_t, 32> DrainOut(int fd, size_t* out_received) {
+  Sha256 sha;
+  size_t received = 0;
+  const auto deadline = Clock::now() + std::chrono::milliseconds(kWaitMs);
+  std::vector<char> buf(1 << 16);
+  while (Clock::now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 1000) <= 0) continue;
+    const ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    sha.Update(buf.data(), static_cast<size_t>(n));
+    received += static_cast<size_t>(n);
+  }
+  *out_received = received;
+  return sha.Final();
+}
+
+// DigestOf is the SHA-256 of the first |total| bytes of Stream(|seed|).
+std::array<uint8_t, 32> DigestOf(uint64_t seed, size_t total) {
+  Sha256 sha;
+  Stream stream(seed);
+  std::vector<uint8_t> block(64 << 10);
+  for (size_t done = 0; done < total;) {
+    const size_t n = std::min(block.size(), total - done);
+    stream.Fill(block.data(), n);
+    sha.Update(block.data(), n);
+    done += n;
+  }
+  return sha.Final();
+}
+
+constexpr size_t kStreamBytes = 5000000;  // a multiple of 8
+
+// Issue 9, point 7: `serve --stdio` with stdin already at end of file sends
+// its FINp at once; `connect <file` must still deliver the whole file, and
+// both ends exit 0 only then.
+TEST_F(CliTest, ServerStdinAtEofStillReceivesTheWholeStream) {
+  uint16_t port = 0;
+  auto server = StartServer({"--stdio"}, {.in = false, .out = true}, &port);
+  ASSERT_NE(server, nullptr);
+  auto client =
+      Child::Spawn({kCli, "connect", Target(port)}, {.in = true, .out = true});
+  ASSERT_NE(client, nullptr);
+
+  size_t sent = 0, to_server = 0, to_client = 0;
+  std::array<uint8_t, 32> sent_digest{}, server_digest{}, client_digest{};
+  {
+    std::jthread writer([&] {
+      sent_digest = PumpIn(client->in(), 1, kStreamBytes, &sent);
+      client->CloseIn();
+    });
+    std::jthread server_reader(
+        [&] { server_digest = DrainOut(server->out(), &to_server); });
+    client_digest = DrainOut(client->out(), &to_client);
+  }
+  EXPECT_EQ(client->Wait(), 0) << client->err_text();
+  EXPECT_EQ(server->Wait(), 0) << server->err_text();
+  EXPECT_EQ(sent, kStreamBytes);
+  EXPECT_EQ(to_server, kStreamBytes);
+  EXPECT_EQ(server_digest, sent_digest);
+  EXPECT_EQ(server_digest, DigestOf(1, kStreamBytes));
+  EXPECT_EQ(to_client, 0u);  // the server's stdin was empty
+  EXPECT_EQ(client_digest, DigestOf(1, 0));
+}
+
+// Both directions at once, each half-closed at its own time.
+TEST_F(CliTest, BothDirectionsCarryFiveMillionBytes) {
+  uint16_t port = 0;
+  auto server = StartServer({"--stdio"}, {.in = true, .out = true}, &port);
+  ASSERT_NE(server, nullptr);
+  auto client =
+      Child::Spawn({kCli, "connect", Target(port)}, {.in = true, .out = true});
+  ASSERT_NE(client, nullptr);
+  size_t c_sent = 0, s_sent = 0, to_server = 0, to_client = 0;
+  std::array<uint8_t, 32> server_digest{}, client_digest{};
+  {
+    std::jthread client_writer([&] {
+      (void)PumpIn(client->in(), 1, kStreamBytes, &c_sent);
+      client->CloseIn();
+    });
+    std::jthread server_writer([&] {
+      (void)PumpIn(server->in(), 2, kStreamBytes / 2, &s_sent);
+      server->CloseIn();
+    });
+    std::jthread server_reader(
+        [&] { server_digest = DrainOut(server->out(), &to_server); });
+    client_digest = DrainOut(client->out(), &to_client);
+  }
+  EXPECT_EQ(client->Wait(), 0) << client->err_text();
+  EXPECT_EQ(server->Wait(), 0) << server->err_text();
+  EXPECT_EQ(to_server, kStreamBytes);
+  EXPECT_EQ(server_digest, DigestOf(1, kStreamBytes));
+  EXPECT_EQ(to_client, kStreamBytes / 2);
+  EXPECT_EQ(client_digest, DigestOf(2, kStreamBytes / 2));
+}
+
+// The receiver dies mid-stream: the sender must not exit 0.
+TEST_F(CliTest, SenderExitsNonZeroWhenTheReceiverDiesMidStream) {
+  uint16_t port = 0;
+  auto server = StartServer({"--stdio"}, {.in = false, .out = true}, &port);
+  ASSERT_NE(server, nullptr);
+  auto client =
+      Child::Spawn({kCli, "connect", Target(port)}, {.in = true, .out = true});
+  ASSERT_NE(client, nullptr);
+  size_t sent = 0;
+  std::jthread writer([&] {
+    // Far more than the socket buffers hold, so the client is still
+    // sending when the server dies.
+    (void)PumpIn(client->in(), 1, size_t{1} << 30, &sent);
+    client->CloseIn();
+  });
+  // Let the first megabyte through, then kill the receiver.
+  const std::string first = ReadFd(server->out(), size_t{1} << 20);
+  ASSERT_EQ(first.size(), size_t{1} << 20) << server->err_text();
+  server->Signal(SIGKILL);
+  EXPECT_EQ(server->Wait(), 128 + SIGKILL);
+  const std::optional<int> code = client->Wait();
+  if (!code.has_value()) client->Signal(SIGKILL);  // so the writer ends
+  ASSERT_TRUE(code.has_value()) << "the sender hangs";
+  EXPECT_NE(*code, 0);
+  client->DrainErr();
+  EXPECT_FALSE(client->err_text().empty());
 }
 
 }  // namespace

@@ -229,6 +229,9 @@ class Connection {
   bool resumed() const;
   // engine exposes the engine's status for tests and diagnostics.
   const Engine& engine() const;
+  // FlushResumptionState forgets the resumption secret this connection
+  // cached (Engine::FlushResumptionState), e.g. when authentication failed.
+  void FlushResumptionState();
 
  private:
   friend class NonBlockingConnection;
@@ -325,6 +328,7 @@ class NonBlockingConnection {
   Cipher cipher() const;
   bool resumed() const;
   const Engine& engine() const;
+  void FlushResumptionState();  // as Connection::FlushResumptionState
 
  private:
   std::unique_ptr<internal::Carrier> c_;

@@ -47,7 +47,9 @@ int main(int argc, char** argv) {
   tcpcrypt::ServerOptions server_options;
   server_options.plans = {{tcpcrypt::AuthMechanism::kPake}};
   server_options.users_file = argv[1];  // tcpcrypt user add ... --users FILE
-  server_options.realm = "tcpcrypt";    // the default; as `tcpcrypt user add --realm`
+  // realm stays empty (the default): each client names the host it dialed
+  // (here 127.0.0.1), and the records were added under that name with
+  // `tcpcrypt user add --realm 127.0.0.1`. Set it only to serve one name.
   auto server = tcpcrypt::Server::Create(server_options);
   if (!server.ok()) {
     std::fprintf(stderr, "server: %s\n", server.status().ToString().c_str());

@@ -5,7 +5,7 @@
 // server's users file holds verifiers, from which the password cannot be
 // replayed. Make the users file with the tcpcrypt CLI:
 //
-//   tcpcrypt user add alice --users users.db
+//   tcpcrypt user add alice --users users.db --realm 127.0.0.1
 //   ./example_pake users.db alice 'correct horse'
 //
 // The second connection is resumed (no public-key operation) and the client

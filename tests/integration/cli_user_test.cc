@@ -45,13 +45,13 @@ class CliUserTest : public ::testing::Test {
 };
 
 TEST_F(CliUserTest, AddListPasswdDelete) {
-  Ran r = Tool("user add alice --users " + db_ + " --kdf test", "s3cret\n");
+  Ran r = Tool("user add alice --users " + db_ + " --realm tcpcrypt --kdf test", "s3cret\n");
   ASSERT_EQ(r.code, 0) << r.out;
   struct stat st {};
   ASSERT_EQ(stat(db_.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
 
-  r = Tool("user add alice --users " + db_ + " --kdf test", "again\n");
+  r = Tool("user add alice --users " + db_ + " --realm tcpcrypt --kdf test", "again\n");
   EXPECT_EQ(r.code, 4) << r.out;
   EXPECT_NE(r.out.find("already exists"), std::string::npos);
 
@@ -77,14 +77,14 @@ TEST_F(CliUserTest, AddListPasswdDelete) {
   fclose(f);
   EXPECT_EQ(bytes.find("s3cret"), std::string::npos);
 
-  r = Tool("user passwd alice --users " + db_ + " --kdf test", "new-password\n");
+  r = Tool("user passwd alice --users " + db_ + " --realm tcpcrypt --kdf test", "new-password\n");
   EXPECT_EQ(r.code, 0) << r.out;
-  r = Tool("user passwd bob --users " + db_ + " --kdf test", "x\n");
+  r = Tool("user passwd bob --users " + db_ + " --realm tcpcrypt --kdf test", "x\n");
   EXPECT_EQ(r.code, 4) << r.out;
 
-  r = Tool("user del alice --users " + db_);
+  r = Tool("user del alice --users " + db_ + " --realm tcpcrypt");
   EXPECT_EQ(r.code, 0) << r.out;
-  r = Tool("user del alice --users " + db_);
+  r = Tool("user del alice --users " + db_ + " --realm tcpcrypt");
   EXPECT_EQ(r.code, 4) << r.out;
   r = Tool("user list --users " + db_ + " --json");
   EXPECT_EQ(r.code, 0);
@@ -97,16 +97,20 @@ TEST_F(CliUserTest, PasswordFileAndErrors) {
   ASSERT_NE(f, nullptr);
   fputs("from-a-file\n", f);
   fclose(f);
-  Ran r = Tool("user add carol --users " + db_ + " --kdf test --password-file " + pw);
+  Ran r = Tool("user add carol --users " + db_ + " --realm tcpcrypt --kdf test --password-file " + pw);
   EXPECT_EQ(r.code, 0) << r.out;
-  r = Tool("user add dave --users " + db_ + " --kdf test --password-file " + dir_ + "/missing");
+  r = Tool("user add dave --users " + db_ + " --realm tcpcrypt --kdf test --password-file " + dir_ + "/missing");
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_NE(r.out.find("cannot read password file"), std::string::npos);
-  r = Tool("user add erin --users " + db_ + " --kdf test", "");
+  r = Tool("user add erin --users " + db_ + " --realm tcpcrypt --kdf test", "");
   EXPECT_EQ(r.code, 1) << r.out;
-  r = Tool("user add erin --users " + db_ + " --kdf absurd", "pw\n");
+  r = Tool("user add erin --users " + db_ + " --realm tcpcrypt --kdf absurd", "pw\n");
   EXPECT_EQ(r.code, 1) << r.out;
   // Not a store: refused with a reason, not overwritten.
+  // add, passwd and del name the realm (the server's name as clients dial it).
+  r = Tool("user add frank --users " + db_ + " --kdf test", "pw\n");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("--realm is required"), std::string::npos) << r.out;
   r = Tool("user list --users " + pw);
   EXPECT_EQ(r.code, 4) << r.out;
 }

@@ -489,6 +489,10 @@ Connector MakeConnector(const RowSpec& row, const Env& env, uint16_t port, std::
   o.require_server_authentication = !row.plan.empty();
   o.user = kUser;
   o.password = std::make_shared<tcpcrypt::Password>(kPassword);
+  o.realm = "tcpcrypt";  // the records' realm (MakeUsers)
+  // The floor matches the records' cost (the minimum unless --kdf interactive).
+  o.min_password_hashing = env.interactive_kdf ? tcpcrypt::PasswordHashing::kInteractive
+                                               : tcpcrypt::PasswordHashing::kMinimumForTestsOnly;
   o.ca_file = env.dir + "/ca.pem";
   auto client = tcpcrypt::Client::Create(o);
   if (!client.ok()) {

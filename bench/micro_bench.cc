@@ -690,7 +690,7 @@ void BM_MechanismStep(benchmark::State& state, Mechanism m, int timed_call) {
     sc.target = KdfParams::ForTests();
     sc.rng = &f.rng;
     server_factory = cmac::ServerFactory(sc);
-    client_factory = cmac::ClientFactory(f.password);
+    client_factory = cmac::ClientFactory(f.password, KdfLimits::ForTests());
   } else {
     pake::ServerConfig sc;
     sc.store = &f.store;
@@ -698,7 +698,7 @@ void BM_MechanismStep(benchmark::State& state, Mechanism m, int timed_call) {
     sc.target = KdfParams::ForTests();
     sc.rng = &f.rng;
     server_factory = pake::ServerFactory(sc);
-    client_factory = pake::ClientFactory(f.password, &f.rng);
+    client_factory = pake::ClientFactory(f.password, &f.rng, KdfLimits::ForTests());
   }
   uint32_t conn = 0;
   for (auto _ : state) {

@@ -21,7 +21,7 @@ trap cleanup EXIT
 # 1. A user store with one demo user (the password never touches disk).
 printf 'correct horse battery staple\n' >"$work/password"
 chmod 600 "$work/password"  # the CLI refuses password files others can read
-"$tool" user add demo --users "$work/users.db" --password-file "$work/password" 2>/dev/null
+"$tool" user add demo --users "$work/users.db" --realm 127.0.0.1 --password-file "$work/password" 2>/dev/null
 
 # 2. An echo server that requires SPAKE2+ login.
 "$tool" serve --listen 127.0.0.1:0 --auth pake --users "$work/users.db" \
@@ -51,7 +51,7 @@ echo "server: $(grep '^authenticated:' "$work/server.err")"
 echo "client received back: $(cat "$work/client.out")"
 if [ -n "$client_sid" ] && [ "$client_sid" = "$server_sid" ] &&
    grep -q "authenticated: user=demo mechanism=pake" "$work/server.err" &&
-   grep -q "authenticated: server=tcpcrypt mechanism=pake" "$work/client.err"; then
+   grep -q "authenticated: server=127.0.0.1 mechanism=pake" "$work/client.err"; then
   echo "OK: both ends derived the same session ID and authenticated it with SPAKE2+"
 else
   echo "FAIL" >&2

@@ -44,6 +44,7 @@ Status AuthRunResult::ToStatus() const {
     case auth::AuthError::kCertificate:
     case auth::AuthError::kRefused:
     case auth::AuthError::kThrottled:
+    case auth::AuthError::kPolicy:
       break;
   }
   return Status(StatusCode::kUnauthenticated, "authentication failed: " + detail);

@@ -65,6 +65,26 @@ StatusOr<std::shared_ptr<ClientAuth>> ClientAuth::Create(const ClientOptions& o)
     a->mechanisms_.push_back(m);
   }
   a->required_ = o.require_server_authentication;
+  a->require_certificate_ = o.require_server_certificate;
+  a->require_password_ = o.require_password;
+  if (o.require_server_certificate && !Needs(a->mechanisms_, AuthMechanism::kX509)) {
+    return Status(StatusCode::kInvalidArgument,
+                  "require_server_certificate needs the x509 mechanism");
+  }
+  if (o.require_password && !Needs(a->mechanisms_, AuthMechanism::kCmacPassword) &&
+      !Needs(a->mechanisms_, AuthMechanism::kPake)) {
+    return Status(StatusCode::kInvalidArgument,
+                  "require_password needs the cmac or pake mechanism");
+  }
+  a->kdf_limits_.floor = ToKdfParams(o.min_password_hashing);
+  a->kdf_limits_.max_memlimit = o.max_password_memory_bytes;
+  a->kdf_limits_.max_opslimit = o.max_password_passes;
+  if (a->kdf_limits_.max_memlimit < a->kdf_limits_.floor.memlimit ||
+      a->kdf_limits_.max_opslimit < a->kdf_limits_.floor.opslimit) {
+    return Status(StatusCode::kInvalidArgument,
+                  "max_password_memory_bytes / max_password_passes are below "
+                  "min_password_hashing");
+  }
   a->user_ = o.user;
   a->realm_ = o.realm;
   a->server_name_ = o.server_name;
@@ -99,24 +119,31 @@ StatusOr<std::shared_ptr<ClientAuth>> ClientAuth::Create(const ClientOptions& o)
   return a;
 }
 
-auth::ClientConfig ClientAuth::Config(const std::string& host) const {
+auth::ClientConfig ClientAuth::Config(const std::string& host, uint16_t port) const {
   auth::ClientConfig c;
+  const std::string expected = server_name_.empty() ? host : server_name_;
   c.user = user_;
-  c.realm = realm_;
+  // The realm defaults to the server's name as dialed (options.h).
+  c.realm = realm_.empty() ? expected : realm_;
+  c.host = host;
+  c.port = port;
+  c.server_name = expected;
   // With nothing to run the client cannot insist (TLS fallback negotiates
   // even then).
   c.required = required_ && !mechanisms_.empty();
+  c.require_certificate = require_certificate_;
+  c.require_password = require_password_;
   c.tickets = tickets_;
   c.max_message = max_message_;
   for (AuthMechanism m : mechanisms_) {
     switch (m) {
       case AuthMechanism::kCmacPassword:
         c.mechanisms.emplace_back(auth::Mechanism::kCmacPassword,
-                                  auth::cmac::ClientFactory(password_));
+                                  auth::cmac::ClientFactory(password_, kdf_limits_));
         break;
       case AuthMechanism::kPake:
         c.mechanisms.emplace_back(auth::Mechanism::kPake2Plus,
-                                  auth::pake::ClientFactory(password_));
+                                  auth::pake::ClientFactory(password_, nullptr, kdf_limits_));
         break;
       case AuthMechanism::kX509: {
         auth::x509::ClientConfig xc;
@@ -125,7 +152,6 @@ auth::ClientConfig ClientAuth::Config(const std::string& host) const {
         xc.client_chain_der = client_chain_;
         // The certificate must match the host, not the password realm.
         auth::MechanismFactory inner = auth::x509::ClientFactory(xc);
-        const std::string expected = server_name_.empty() ? host : server_name_;
         c.mechanisms.emplace_back(auth::Mechanism::kX509Batch,
                                   [inner, expected](const auth::Context& ctx) {
                                     auth::Context with_host = ctx;

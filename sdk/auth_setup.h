@@ -26,13 +26,17 @@ class ClientAuth {
  public:
   static StatusOr<std::shared_ptr<ClientAuth>> Create(const ClientOptions& options);
   bool enabled() const { return !mechanisms_.empty(); }
-  // Config for one connection to |host| (what an X.509 certificate must
-  // match).
-  auth::ClientConfig Config(const std::string& host) const;
+  // Config for one connection to |host|:|port| as dialed (what an X.509
+  // certificate must match unless server_name is set, the default realm,
+  // and the server identity tickets are kept under).
+  auth::ClientConfig Config(const std::string& host, uint16_t port) const;
 
  private:
   std::vector<AuthMechanism> mechanisms_;
   bool required_ = true;
+  bool require_certificate_ = false;
+  bool require_password_ = false;
+  auth::KdfLimits kdf_limits_;
   std::string user_;
   std::string realm_;
   std::string server_name_;

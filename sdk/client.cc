@@ -78,18 +78,24 @@ class ClientImpl final : public Client {
                                              std::vector<uint8_t>{}, false));
     }
     auto binding = auth::ChannelBinding::SessionId(transport->binding());
-    return Authenticate(std::move(transport), host, std::move(binding));
+    return Authenticate(std::move(transport), host, port, std::move(binding));
   }
 
  private:
   StatusOr<std::unique_ptr<Session>> Authenticate(std::unique_ptr<sdk::Transport> transport,
-                                                  const std::string& host,
+                                                  const std::string& host, uint16_t port,
                                                   auth::ChannelBinding binding) {
-    auth::AuthClient client(auth_->Config(host), std::move(binding));
+    auth::AuthClient client(auth_->Config(host, port), std::move(binding));
     (void)client.Start();
     sdk::AuthRunResult r =
         sdk::RunAuthentication(*transport, client, nullptr, o_.timeouts.auth_ms);
-    if (!r.ok()) return r.ToStatus();
+    if (!r.ok()) {
+      // The session secret this connection cached for the next one to this
+      // peer came from a server that did not authenticate: forget it (RFC
+      // 8548 §3.5, "flush cache state that resulted from this connection").
+      if (o_.resumption) resumption_.FlushPeer(inband::FormatHostPort(host, port));
+      return r.ToStatus();
+    }
     std::vector<PeerIdentity> ids;
     for (const auto& id : client.identities()) ids.push_back(sdk::FromAuth(id));
     return std::unique_ptr<Session>(std::make_unique<sdk::SessionImpl>(
@@ -111,7 +117,7 @@ class ClientImpl final : public Client {
     auto transport = std::make_unique<sdk::TlsTransport>(std::move(stream));
     if (!transport->ok()) return Status(StatusCode::kInternal, "TLS exporter unavailable");
     auto binding = auth::ChannelBinding::TlsExporter(transport->binding());
-    return Authenticate(std::move(transport), host, std::move(binding));
+    return Authenticate(std::move(transport), host, port, std::move(binding));
   }
 
   StatusOr<std::unique_ptr<Session>> ConnectPlain(const std::string& host, uint16_t port) {

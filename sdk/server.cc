@@ -231,7 +231,10 @@ class ServerImpl final : public Server {
     (void)server.Start();
     sdk::AuthRunResult r =
         sdk::RunAuthentication(*transport, server, &waker, o_.timeouts.auth_ms);
-    if (!r.ok()) return r.ToStatus();
+    if (!r.ok()) {
+      transport->connection().FlushResumptionState();  // no resumption without authentication
+      return r.ToStatus();
+    }
     std::vector<PeerIdentity> ids;
     for (const auto& id : server.identities()) ids.push_back(sdk::FromAuth(id));
     return std::unique_ptr<Session>(std::make_unique<sdk::SessionImpl>(
@@ -729,6 +732,8 @@ void ServeLoop::Erase(Conn& c) {
 }
 
 void ServeLoop::Fail(Conn& c) {
+  // A client that did not authenticate leaves no resumption state.
+  if (c.phase == Phase::kAuth && c.nb != nullptr) c.nb->FlushResumptionState();
   s_.failed_.fetch_add(1);
   Erase(c);
 }

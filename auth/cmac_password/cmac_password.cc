@@ -398,8 +398,10 @@ class ServerSide final : public MechanismSide {
 
 class ClientSide final : public MechanismSide {
  public:
-  ClientSide(std::shared_ptr<const SecretBuffer> password, const Context& ctx)
+  ClientSide(std::shared_ptr<const SecretBuffer> password, const KdfLimits& limits,
+             const Context& ctx)
       : password_(std::move(password)),
+        limits_(limits),
         user_(ctx.user),
         realm_(ctx.realm),
         binding_(ctx.binding.Encode()) {}
@@ -492,13 +494,11 @@ class ClientSide final : public MechanismSide {
                   "parameters");
     }
     const KdfParams params = FromProto(p.kdf());
-    if (!params.Sane()) {
-      // A malicious server could ask for terabytes or hours of work.
-      return Fail(AuthError::kMalformed,
-                  "cmac-password client: server asked for unreasonable KDF "
-                  "parameters (alg " + std::to_string(params.algorithm) +
-                      ", opslimit " + std::to_string(params.opslimit) +
-                      ", memlimit " + std::to_string(params.memlimit) + ")");
+    // Before any derivation and before any proof: a server naming cheap
+    // parameters would get a proof that is cheap to attack offline, one
+    // naming dear ones would make us burn memory and time.
+    if (!limits_.Check(params, &why)) {
+      return Fail(AuthError::kPolicy, "cmac-password client: " + why);
     }
 
     SecretArray<kVerifierLen> h;
@@ -563,10 +563,10 @@ class ClientSide final : public MechanismSide {
     std::optional<std::vector<uint8_t>> out;
     if (proof.has_upgrade()) {
       const KdfParams next = FromProto(proof.upgrade().kdf());
-      if (!next.Sane()) {
-        return Fail(AuthError::kMalformed,
-                    "cmac-password client: server asked to re-hash with "
-                    "unreasonable KDF parameters");
+      // The re-hash obeys the same ceiling (and there is at most one per
+      // run: this state is left for kDone).
+      if (!limits_.Check(next, &why)) {
+        return Fail(AuthError::kPolicy, "cmac-password client: re-hash refused: " + why);
       }
       if (next.WeakerThan(params_)) {
         return Fail(AuthError::kMalformed,
@@ -595,6 +595,7 @@ class ClientSide final : public MechanismSide {
   }
 
   const std::shared_ptr<const SecretBuffer> password_;
+  const KdfLimits limits_;
   const std::string user_;
   const std::string realm_;
   const std::vector<uint8_t> binding_;  // ChannelBinding::Encode()
@@ -678,9 +679,10 @@ MechanismFactory ServerFactory(ServerConfig config) {
   };
 }
 
-MechanismFactory ClientFactory(std::shared_ptr<const SecretBuffer> password) {
-  return [password](const Context& ctx) -> std::unique_ptr<MechanismSide> {
-    return std::make_unique<ClientSide>(password, ctx);
+MechanismFactory ClientFactory(std::shared_ptr<const SecretBuffer> password,
+                               KdfLimits limits) {
+  return [password, limits](const Context& ctx) -> std::unique_ptr<MechanismSide> {
+    return std::make_unique<ClientSide>(password, limits, ctx);
   };
 }
 

@@ -34,8 +34,9 @@
 //    whose record still has older, weaker parameters is distinguishable by
 //    those parameters until the record is re-hashed on the next login.
 //  - Deriving h runs the KDF (Interactive: about 64 MiB and 0.1 s) inside the
-//    client's OnPayload; a client refuses parameters that are not
-//    KdfParams::Sane() so a malicious server cannot make it burn more.
+//    client's OnPayload; a client refuses parameters outside its KdfLimits
+//    (floor and ceiling) before deriving, so a malicious server can neither
+//    get a cheap proof nor make it burn more.
 #ifndef TCPCRYPT_AUTH_CMAC_PASSWORD_CMAC_PASSWORD_H_
 #define TCPCRYPT_AUTH_CMAC_PASSWORD_CMAC_PASSWORD_H_
 
@@ -138,7 +139,11 @@ MechanismFactory ServerFactory(ServerConfig config);
 // Context::user to Context::realm. The identity of an authenticated server
 // is PeerIdentity{kCmacPassword, realm, {{"proof", "holds-verifier"}}}: it
 // proved it holds this user's verifier, nothing about its host name.
-MechanismFactory ClientFactory(std::shared_ptr<const SecretBuffer> password);
+// Params (and an Upgrade) whose KDF parameters fail |limits|.Check() are
+// refused with kPolicy before any derivation and before the ClientProof is
+// sent; a run accepts at most one Upgrade.
+MechanismFactory ClientFactory(std::shared_ptr<const SecretBuffer> password,
+                               KdfLimits limits = {});
 
 // UpgradeOutcome is what a finished server side did about re-hashing.
 enum class UpgradeOutcome : uint8_t {

@@ -22,6 +22,21 @@ bool IsPassword(Mechanism m) {
 
 bool ValidMechanism(int v) { return v >= 1 && v <= 4; }
 
+// ProvesServer: the mechanisms whose client side authenticates the server.
+bool ProvesServer(Mechanism m) {
+  return m == Mechanism::kCmacPassword || m == Mechanism::kPake2Plus ||
+         m == Mechanism::kX509Batch;
+}
+
+std::string PlanName(const std::vector<Mechanism>& plan) {
+  std::string out = "[";
+  for (size_t i = 0; i < plan.size(); ++i) {
+    if (i > 0) out += ", ";
+    out += MechanismName(plan[i]);
+  }
+  return out + "]";
+}
+
 std::vector<uint8_t> Serialize(const wire::Envelope& env) {
   std::vector<uint8_t> out(env.ByteSizeLong());
   env.SerializeToArray(out.data(), static_cast<int>(out.size()));
@@ -205,6 +220,23 @@ AuthClient::AuthClient(ClientConfig config, ChannelBinding binding,
 
 AuthClient::~AuthClient() = default;
 
+TicketKey AuthClient::ticket_key() const {
+  return TicketKey{config_.host, config_.port, config_.server_name, config_.realm, config_.user};
+}
+
+std::string AuthClient::PolicyGap(const std::vector<Mechanism>& proves) const {
+  const bool any = std::any_of(proves.begin(), proves.end(), ProvesServer);
+  const bool cert = std::find(proves.begin(), proves.end(), Mechanism::kX509Batch) != proves.end();
+  const bool password = std::any_of(proves.begin(), proves.end(), IsPassword);
+  std::string gap;
+  if (config_.require_certificate && !cert) gap = "a server certificate";
+  if (config_.require_password && !password) {
+    gap += gap.empty() ? "a password proof" : " nor a password proof";
+  }
+  if (gap.empty() && config_.required && !any) gap = "any authentication of the server";
+  return gap;
+}
+
 AuthError AuthClient::Start() {
   if (state_ != State::kIdle) return AuthError::kUnexpectedMessage;
   wire::Envelope env;
@@ -212,15 +244,22 @@ AuthError AuthClient::Start() {
   hello->set_version(kAuthProtocolVersion);
   hello->set_user(config_.user);
   hello->set_realm(config_.realm);
-  if (config_.tickets &&
-      config_.tickets->Get(config_.realm, config_.user, &ticket_, &ticket_secret_)) {
-    wire::TicketHello th;
-    th.set_ticket(ticket_.data(), ticket_.size());
-    const auto proof = TicketProof(ticket_secret_, kTicketClientTag, binding_);
-    th.set_client_proof(proof.data(), proof.size());
-    hello->set_ticket_payload(th.SerializeAsString());
-    hello->add_mechanisms(wire::TICKET);
-    offered_ticket_ = true;
+  // A ticket is offered only to the server (host, port, certificate name,
+  // realm) it was issued under, and only if what that session proved
+  // covers what this client requires.
+  if (config_.tickets && config_.tickets->Get(ticket_key(), &ticket_)) {
+    std::vector<Mechanism> proven;
+    for (const auto& id : ticket_.proven) proven.push_back(id.mechanism);
+    if (!proven.empty() && std::all_of(proven.begin(), proven.end(), ProvesServer) &&
+        PolicyGap(proven).empty()) {
+      wire::TicketHello th;
+      th.set_ticket(ticket_.ticket.data(), ticket_.ticket.size());
+      const auto proof = TicketProof(ticket_.secret, kTicketClientTag, binding_);
+      th.set_client_proof(proof.data(), proof.size());
+      hello->set_ticket_payload(th.SerializeAsString());
+      hello->add_mechanisms(wire::TICKET);
+      offered_ticket_ = true;
+    }
   }
   for (const auto& [m, factory] : config_.mechanisms) {
     hello->add_mechanisms(static_cast<wire::Mechanism>(m));
@@ -246,19 +285,26 @@ AuthError AuthClient::OnMessage(ByteSpan message) {
       return Fail(AuthError::kUnexpectedMessage,
                   "the server declared success before completing authentication");
     }
+    // What the server proved on this session (a ticket is stored only then:
+    // never after an empty plan, whatever the Outcome carries).
+    std::vector<PeerIdentity> proven;
+    for (const auto& id : identities_) {
+      if (ProvesServer(id.mechanism)) proven.push_back(id);
+    }
     if (config_.tickets) {
       if (used_ticket_) {
         // keep the ticket we have
-      } else if (!o.ticket().empty() && o.ticket_secret().size() == kTicketSecretLen &&
+      } else if (!proven.empty() && !o.ticket().empty() &&
+                 o.ticket_secret().size() == kTicketSecretLen &&
                  o.ticket().size() <= kMaxTicketLen) {
         TicketSecret secret;
         secret.CopyFrom(ByteSpan(
             reinterpret_cast<const uint8_t*>(o.ticket_secret().data()), kTicketSecretLen));
-        config_.tickets->Put(config_.realm, config_.user,
+        config_.tickets->Put(ticket_key(),
                              std::vector<uint8_t>(o.ticket().begin(), o.ticket().end()),
-                             secret, o.ticket_lifetime_ms());
+                             secret, o.ticket_lifetime_ms(), std::move(proven));
       } else if (offered_ticket_) {
-        config_.tickets->Forget(config_.realm, config_.user);  // it was refused
+        config_.tickets->Forget(ticket_key());  // it was refused
       }
     }
     std::string* ticket_secret = env.mutable_outcome()->mutable_ticket_secret();
@@ -272,47 +318,72 @@ AuthError AuthClient::OnMessage(ByteSpan message) {
       if (!env.has_choice()) {
         return Fail(AuthError::kUnexpectedMessage, "expected the server's choice");
       }
-      const auto& plan = env.choice().plan();
-      if (plan.empty()) {
-        if (config_.required) {
-          return Fail(AuthError::kNoCommonMechanism,
-                      "the server accepts none of the offered mechanisms");
-        }
-        state_ = State::kAwaitOutcome;  // unauthenticated, as the policy allows
-        return AuthError::kNone;
-      }
-      if (plan.size() > static_cast<int>(kMaxPlanLen)) {
+      const auto& wire_plan = env.choice().plan();
+      if (wire_plan.size() > static_cast<int>(kMaxPlanLen)) {
         return Fail(AuthError::kMalformed, "the server's plan is too long");
       }
-      run_ = std::make_unique<Running>();
-      Context ctx{binding_, config_.user, config_.realm, wake_};
-      for (int v : plan) {
+      // Read the whole plan and check it against this client's policy
+      // before any mechanism runs: nothing password-derived is sent to a
+      // server whose plan proves less than required.
+      std::vector<Mechanism> plan;
+      for (int v : wire_plan) {
         if (!ValidMechanism(v)) {
           return Fail(AuthError::kUnexpectedMessage, "the server chose an unknown mechanism");
         }
         const auto m = static_cast<Mechanism>(v);
+        if (std::find(plan.begin(), plan.end(), m) != plan.end()) {
+          return Fail(AuthError::kUnexpectedMessage,
+                      "the server's plan names a mechanism twice");
+        }
         if (m == Mechanism::kTicket) {
-          if (!offered_ticket_ || plan.size() != 1) {
+          if (!offered_ticket_ || wire_plan.size() != 1) {
             return Fail(AuthError::kUnexpectedMessage,
                         "the server chose a ticket that was not offered");
           }
+        } else if (std::none_of(config_.mechanisms.begin(), config_.mechanisms.end(),
+                                [m](const auto& p) { return p.first == m; })) {
+          return Fail(AuthError::kUnexpectedMessage,
+                      "the server chose a mechanism that was not offered");
+        }
+        plan.push_back(m);
+      }
+      // One password mechanism per connection bounds the KDF work a server
+      // can ask for (Params plus at most one Upgrade).
+      if (std::count_if(plan.begin(), plan.end(), IsPassword) > 1) {
+        return Fail(AuthError::kPolicy, "the server's plan " + PlanName(plan) +
+                                            " runs two password mechanisms");
+      }
+      std::vector<Mechanism> proves = plan;
+      if (plan.size() == 1 && plan[0] == Mechanism::kTicket) {
+        proves.clear();
+        for (const auto& id : ticket_.proven) proves.push_back(id.mechanism);
+      }
+      if (plan.empty() && !config_.required && !config_.require_certificate &&
+          !config_.require_password) {
+        state_ = State::kAwaitOutcome;  // unauthenticated, as the policy allows
+        return AuthError::kNone;
+      }
+      if (const std::string gap = PolicyGap(proves); !gap.empty()) {
+        return Fail(AuthError::kPolicy, "the server's plan " + PlanName(plan) +
+                                            " does not include " + gap +
+                                            ", which this client requires");
+      }
+      run_ = std::make_unique<Running>();
+      Context ctx{binding_, config_.user, config_.realm, wake_};
+      for (Mechanism m : plan) {
+        if (m == Mechanism::kTicket) {
           used_ticket_ = true;
           run_->sides.push_back(std::make_unique<TicketClientSide>(
-              ticket_secret_, binding_, config_.realm));
-          plan_.push_back(m);
+              ticket_.secret, binding_, config_.realm));
           continue;
         }
         auto it = std::find_if(config_.mechanisms.begin(), config_.mechanisms.end(),
                                [m](const auto& p) { return p.first == m; });
-        if (it == config_.mechanisms.end()) {
-          return Fail(AuthError::kUnexpectedMessage,
-                      "the server chose a mechanism that was not offered");
-        }
         auto side = it->second(ctx);
         if (side == nullptr) return Fail(AuthError::kInternal, "mechanism setup failed");
         run_->sides.push_back(std::move(side));
-        plan_.push_back(m);
       }
+      plan_ = plan;
       state_ = State::kRunning;
       return StartNext();
     }
@@ -351,7 +422,19 @@ AuthError AuthClient::Handle(Step step) {
       // Say nothing: the driver closes the connection (see the header).
       return Fail(step.error, std::move(step.detail));
     case Step::Status::kDone:
-      if (auto id = run_->current->peer()) identities_.push_back(std::move(*id));
+      if (run_->current->mechanism() == Mechanism::kTicket) {
+        // A ticket session reports the server identities proven on the
+        // session that issued the ticket, marked as re-established by it.
+        for (const PeerIdentity& original : ticket_.proven) {
+          PeerIdentity id = original;
+          id.attributes["original_mechanism"] = std::string(MechanismName(id.mechanism));
+          id.attributes["via"] = "ticket";
+          id.mechanism = Mechanism::kTicket;
+          identities_.push_back(std::move(id));
+        }
+      } else if (auto id = run_->current->peer()) {
+        identities_.push_back(std::move(*id));
+      }
       return StartNext();
   }
   return Fail(AuthError::kInternal, "unreachable");
@@ -423,6 +506,20 @@ AuthError AuthServer::OnMessage(ByteSpan message) {
       }
       user_ = hello.user();
       client_realm_ = hello.realm();
+      realm_ = config_.realm.empty() ? client_realm_ : config_.realm;
+      if (std::any_of(config_.mechanisms.begin(), config_.mechanisms.end(),
+                      [](const auto& p) { return IsPassword(p.first); })) {
+        // Password proofs are bound to the realm: a client that names
+        // another server's name is refused like a wrong password.
+        if (!config_.realm.empty() && client_realm_ != config_.realm) {
+          return Refuse(AuthError::kBadProof, "the client named realm '" + client_realm_ +
+                                                  "' but this server's realm is '" +
+                                                  config_.realm + "'");
+        }
+        if (realm_.empty()) {
+          return Refuse(AuthError::kMalformed, "the client named no realm");
+        }
+      }
       auto offered = [&hello](Mechanism m) {
         return std::any_of(hello.mechanisms().begin(), hello.mechanisms().end(),
                            [m](int v) { return v == static_cast<int>(m); });
@@ -438,7 +535,7 @@ AuthError AuthServer::OnMessage(ByteSpan message) {
             th.client_proof().size() == kTicketProofLen) {
           auto opened = config_.tickets->Open(ByteSpan(
               reinterpret_cast<const uint8_t*>(th.ticket().data()), th.ticket().size()));
-          if (opened && opened->realm == config_.realm) {
+          if (opened && opened->realm == realm_) {
             const auto want = TicketProof(opened->secret, kTicketClientTag, binding_);
             if (CRYPTO_memcmp(want.data(), th.client_proof().data(), want.size()) == 0) {
               user_ = opened->identity.name;
@@ -481,7 +578,7 @@ AuthError AuthServer::OnMessage(ByteSpan message) {
                         "too many password attempts for user '" + user_ +
                             "' or from this address");
         }
-        Context ctx{binding_, user_, config_.realm, wake_};
+        Context ctx{binding_, user_, realm_, wake_};
         for (Mechanism m : chosen) {
           auto it = std::find_if(config_.mechanisms.begin(), config_.mechanisms.end(),
                                  [m](const auto& p) { return p.first == m; });
@@ -563,7 +660,7 @@ AuthError AuthServer::Finish() {
   if (config_.tickets && !used_ticket_ && who != nullptr) {
     std::vector<uint8_t> ticket;
     TicketSecret secret;
-    if (config_.tickets->Issue(*who, config_.realm, &ticket, &secret)) {
+    if (config_.tickets->Issue(*who, realm_, &ticket, &secret)) {
       o->set_ticket(ticket.data(), ticket.size());
       o->set_ticket_secret(secret.data(), secret.size());
       o->set_ticket_lifetime_ms(config_.tickets->lifetime_ms());

@@ -45,12 +45,26 @@ struct ClientConfig {
   // What the client can run, in its order of preference.
   std::vector<std::pair<Mechanism, MechanismFactory>> mechanisms;
   std::string user;   // for password mechanisms
-  std::string realm;  // the server's name (host name for X.509)
-  // Where tickets are kept: offered when present, stored when issued.
+  std::string realm;  // the realm password proofs are bound to (the server's name)
+  // The server as dialed: host and port passed to Connect, and the name its
+  // certificate must match (the factories check it; here it keys tickets).
+  std::string host;
+  uint16_t port = 0;
+  std::string server_name;
+  // Where tickets are kept, under TicketKey{host, port, server_name, realm,
+  // user}: offered when present and covering the requirements below, stored
+  // only after a session in which the server proved itself.
   std::shared_ptr<TicketStore> tickets;
   // Whether the server must authenticate (a server that runs no mechanism
   // is refused). If false, an empty plan is accepted with no identity.
   bool required = true;
+  // What the server's plan must prove, checked on its Choice before any
+  // mechanism runs (so no password-derived proof is sent to a server that
+  // proposes less): an X.509 certificate for server_name, and/or a
+  // password mechanism (cmac or pake). A ticket plan satisfies them when
+  // the session that issued the ticket did. Refusal: kPolicy.
+  bool require_certificate = false;
+  bool require_password = false;
   size_t max_message = kDefaultMaxAuthMessage;
 };
 
@@ -63,7 +77,12 @@ struct ServerConfig {
   // mandatory application-aware mode). If false it is let through with no
   // identity.
   bool required = true;
-  std::string realm;  // this server's name (password records are per realm)
+  // This server's name (password records are per realm). Empty: the realm
+  // the client names in its hello (records exist only for the names the
+  // operator enrolled). When set, and the server runs a password
+  // mechanism, a hello naming another realm is refused like a wrong
+  // password (kBadProof locally, naming both realms).
+  std::string realm;
   // Limits password guessing (throttle.h): consulted for every plan that
   // contains CMAC_PASSWORD or PAKE2PLUS, keyed by the hello's user and the
   // connection's source address.
@@ -154,10 +173,14 @@ class AuthClient final : public AuthEndpoint {
   AuthError Handle(Step step);
   AuthError StartNext();
 
+  TicketKey ticket_key() const;
+  // PolicyGap names what |plan| fails to prove of this client's
+  // requirements ("" when it proves enough).
+  std::string PolicyGap(const std::vector<Mechanism>& plan) const;
+
   ClientConfig config_;
   std::unique_ptr<Running> run_;
-  std::vector<uint8_t> ticket_;
-  TicketSecret ticket_secret_;
+  TicketStore::Entry ticket_;  // the ticket offered (when offered_ticket_)
   bool offered_ticket_ = false;
   bool used_ticket_ = false;
 };
@@ -191,6 +214,9 @@ class AuthServer final : public AuthEndpoint {
   std::unique_ptr<Running> run_;
   std::string user_;
   std::string client_realm_;
+  // The realm of this run: ServerConfig::realm, or the client's when that
+  // is empty. Password records are looked up and tickets sealed under it.
+  std::string realm_;
   bool used_ticket_ = false;
   bool password_plan_ = false;
 };

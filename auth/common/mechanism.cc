@@ -30,6 +30,7 @@ std::string_view AuthErrorName(AuthError e) {
     case AuthError::kCertificate: return "CERTIFICATE";
     case AuthError::kRefused: return "REFUSED";
     case AuthError::kThrottled: return "THROTTLED";
+    case AuthError::kPolicy: return "POLICY";
     case AuthError::kTimeout: return "TIMEOUT";
     case AuthError::kInternal: return "INTERNAL";
   }

@@ -47,6 +47,9 @@ enum class AuthError : uint8_t {
   kCertificate,        // untrusted, expired, wrong host, bad chain
   kRefused,            // the peer said "authentication failed"
   kThrottled,          // too many failed attempts for this user
+  kPolicy,             // the peer proposed less (or more) than this side's
+                       // policy allows: a plan that proves too little, KDF
+                       // parameters outside the client's floor and ceiling
   kTimeout,
   kInternal,           // a library failure
 };

@@ -3,6 +3,7 @@
 #include <sodium.h>
 
 #include <atomic>
+#include <string>
 #include <vector>
 
 namespace tcpcrypt::auth {
@@ -33,6 +34,37 @@ bool KdfParams::Sane() const {
   return algorithm == crypto_pwhash_ALG_ARGON2ID13 &&
          opslimit >= crypto_pwhash_OPSLIMIT_MIN && opslimit <= 16 &&
          memlimit >= crypto_pwhash_MEMLIMIT_MIN && memlimit <= (1ull << 30);
+}
+
+KdfLimits KdfLimits::ForTests() {
+  KdfLimits l;
+  l.floor = KdfParams::ForTests();
+  return l;
+}
+
+bool KdfLimits::Check(const KdfParams& p, std::string* out_why) const {
+  const auto describe = [&p] {
+    return "Argon2id with " + std::to_string(p.memlimit) + " bytes and " +
+           std::to_string(p.opslimit) + " passes";
+  };
+  std::string why;
+  if (!p.Sane()) {
+    why = "the server asked for unusable KDF parameters (algorithm " +
+          std::to_string(p.algorithm) + ", " + std::to_string(p.memlimit) + " bytes, " +
+          std::to_string(p.opslimit) + " passes)";
+  } else if (p.memlimit < floor.memlimit || p.opslimit < floor.opslimit) {
+    why = "the server asked for " + describe() + ", below this client's floor of " +
+          std::to_string(floor.memlimit) + " bytes and " + std::to_string(floor.opslimit) +
+          " passes (a proof that cheap is easy to attack offline)";
+  } else if (p.memlimit > max_memlimit || p.opslimit > max_opslimit) {
+    why = "the server asked for " + describe() + ", above this client's ceiling of " +
+          std::to_string(max_memlimit) + " bytes and " + std::to_string(max_opslimit) +
+          " passes";
+  } else {
+    return true;
+  }
+  if (out_why != nullptr) *out_why = std::move(why);
+  return false;
 }
 
 bool DerivePasswordKey(std::string_view password, std::string_view user,

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "core_transport/engine/secret.h"
@@ -36,6 +37,25 @@ struct KdfParams {
   // Sane reports whether a peer-supplied set is within what we will
   // compute: at least the minimum, at most 1 GiB and 16 passes.
   bool Sane() const;
+};
+
+// KdfLimits is what a client will compute for a server: at least |floor| in
+// both limits (a server naming cheaper parameters would receive a proof that
+// is cheap to attack offline) and at most |max_memlimit| bytes and
+// |max_opslimit| passes (a server naming more would make the client burn
+// memory and time). The defaults are the SDK's: floor Interactive (64 MiB,
+// 2 passes), ceiling 256 MiB and 4 passes (which admits Moderate).
+struct KdfLimits {
+  KdfParams floor = KdfParams::Interactive();
+  uint64_t max_memlimit = 256ull << 20;
+  uint64_t max_opslimit = 4;
+
+  // ForTests admits the library minimum (records made with
+  // KdfParams::ForTests()); never for real passwords.
+  static KdfLimits ForTests();
+  // Check reports whether a peer-supplied |p| is Sane() and within
+  // [floor, ceiling]; if not, |out_why| (when non-null) names the numbers.
+  bool Check(const KdfParams& p, std::string* out_why) const;
 };
 
 // DerivePasswordKey fills |out| (16 to 128 bytes) from the password, user

@@ -172,35 +172,53 @@ std::optional<TicketIssuer::Opened> TicketIssuer::Open(ByteSpan ticket) {
   return out;
 }
 
-void TicketStore::Put(const std::string& realm, const std::string& user,
-                      std::vector<uint8_t> ticket, const TicketSecret& secret,
-                      uint64_t lifetime_ms) {
+std::string TicketKey::Encode() const {
+  std::string out;
+  for (std::string_view part : {std::string_view(host), std::string_view(server_name),
+                                std::string_view(realm), std::string_view(user)}) {
+    out += std::to_string(part.size());
+    out += ':';
+    out.append(part);
+  }
+  out += std::to_string(port);
+  return out;
+}
+
+void TicketStore::Put(const TicketKey& key, std::vector<uint8_t> ticket,
+                      const TicketSecret& secret, uint64_t lifetime_ms,
+                      std::vector<PeerIdentity> proven) {
   Entry e;
   e.ticket = std::move(ticket);
   e.secret.CopyFrom(secret.span());
   e.expires_ms = clock_.NowMs() + lifetime_ms;
+  e.proven = std::move(proven);
   std::lock_guard<std::mutex> lock(mu_);
-  entries_.insert_or_assign(realm + '\0' + user, std::move(e));
+  entries_.insert_or_assign(key.Encode(), std::move(e));
 }
 
-bool TicketStore::Get(const std::string& realm, const std::string& user,
-                      std::vector<uint8_t>* out_ticket,
-                      TicketSecret* out_secret) {
+bool TicketStore::Get(const TicketKey& key, Entry* out) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = entries_.find(realm + '\0' + user);
+  auto it = entries_.find(key.Encode());
   if (it == entries_.end()) return false;
   if (clock_.NowMs() >= it->second.expires_ms) {
     entries_.erase(it);
     return false;
   }
-  *out_ticket = it->second.ticket;
-  out_secret->CopyFrom(it->second.secret.span());
+  out->ticket = it->second.ticket;
+  out->secret.CopyFrom(it->second.secret.span());
+  out->expires_ms = it->second.expires_ms;
+  out->proven = it->second.proven;
   return true;
 }
 
-void TicketStore::Forget(const std::string& realm, const std::string& user) {
+void TicketStore::Forget(const TicketKey& key) {
   std::lock_guard<std::mutex> lock(mu_);
-  entries_.erase(realm + '\0' + user);
+  entries_.erase(key.Encode());
+}
+
+size_t TicketStore::size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return entries_.size();
 }
 
 }  // namespace tcpcrypt::auth

@@ -93,28 +93,45 @@ class TicketIssuer {
   std::atomic<uint64_t> opened_{0};
 };
 
-// TicketStore is the client side: tickets by (realm, user). Thread-safe.
+// TicketKey names the server a client-side ticket belongs to: the server as
+// the client dialed and verified it, and the user. A ticket is offered only
+// on a connection whose key is equal in every field, so a ticket one server
+// issued is never shown to another host, port, certificate name or realm.
+struct TicketKey {
+  std::string host;         // the host passed to Connect
+  uint16_t port = 0;        // the port dialed
+  std::string server_name;  // the name the server's certificate must match
+  std::string realm;        // the realm password proofs are bound to
+  std::string user;
+  std::string Encode() const;  // unambiguous (length-prefixed) map key
+};
+
+// TicketStore is the client side: tickets by TicketKey, each with the
+// server identities that were proven on the session that issued it (never
+// empty: AuthClient stores a ticket only after the server proved itself).
+// Thread-safe.
 class TicketStore {
  public:
   struct Entry {
     std::vector<uint8_t> ticket;
     TicketSecret secret;
     uint64_t expires_ms = 0;
+    // The client-side identities (x509, cmac, pake) of the issuing session.
+    std::vector<PeerIdentity> proven;
   };
   explicit TicketStore(const Clock& clock = SteadyClock::Instance())
       : clock_(clock) {}
 
-  void Put(const std::string& realm, const std::string& user,
-           std::vector<uint8_t> ticket, const TicketSecret& secret,
-           uint64_t lifetime_ms);
-  // Get copies the ticket for (realm, user) if present and unexpired.
-  bool Get(const std::string& realm, const std::string& user,
-           std::vector<uint8_t>* out_ticket, TicketSecret* out_secret);
-  void Forget(const std::string& realm, const std::string& user);
+  void Put(const TicketKey& key, std::vector<uint8_t> ticket, const TicketSecret& secret,
+           uint64_t lifetime_ms, std::vector<PeerIdentity> proven);
+  // Get copies the entry for |key| into |out| if present and unexpired.
+  bool Get(const TicketKey& key, Entry* out);
+  void Forget(const TicketKey& key);
+  size_t size() const;
 
  private:
   const Clock& clock_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::map<std::string, Entry> entries_;
 };
 

@@ -313,8 +313,9 @@ class ServerSide final : public MechanismSide {
 
 class ClientSide final : public MechanismSide {
  public:
-  ClientSide(std::shared_ptr<const SecretBuffer> password, Rng& rng, const Context& ctx)
-      : password_(std::move(password)), rng_(rng), ctx_(ctx) {}
+  ClientSide(std::shared_ptr<const SecretBuffer> password, Rng& rng, const KdfLimits& limits,
+             const Context& ctx)
+      : password_(std::move(password)), rng_(rng), limits_(limits), ctx_(ctx) {}
 
   Mechanism mechanism() const override { return Mechanism::kPake2Plus; }
 
@@ -399,15 +400,20 @@ class ClientSide final : public MechanismSide {
     kFailed,
   };
 
-  // ReadParams checks what a server asks the client to compute: a salt of
-  // the right size and parameters within KdfParams::Sane().
-  bool ReadParams(const std::string& salt, const Argon2Params& kdf,
-                  KdfParams* out) {
-    if (salt.size() != kPasswordSaltLen) return false;
+  // ReadParams checks what a server asks the client to compute, before any
+  // derivation and before ShareP: a salt of the right size (else kMalformed)
+  // and parameters within the client's KdfLimits (else kPolicy, naming the
+  // numbers). Returns a failed Step, or nullopt with |out| set.
+  std::optional<Step> ReadParams(const std::string& salt, const Argon2Params& kdf,
+                                 KdfParams* out) {
+    if (salt.size() != kPasswordSaltLen) {
+      return Fail(AuthError::kMalformed, "pake2plus: server sent a salt of the wrong size");
+    }
     const KdfParams p = FromProto(kdf);
-    if (!p.Sane()) return false;
+    std::string why;
+    if (!limits_.Check(p, &why)) return Fail(AuthError::kPolicy, "pake2plus client: " + why);
     *out = p;
-    return true;
+    return std::nullopt;
   }
 
   Step OnParams(const PakeMessage& m) {
@@ -415,9 +421,8 @@ class ClientSide final : public MechanismSide {
       return Fail(AuthError::kUnexpectedMessage, "pake2plus: expected Params");
     }
     KdfParams params;
-    if (!ReadParams(m.params().salt(), m.params().kdf(), &params)) {
-      return Fail(AuthError::kMalformed,
-                  "pake2plus: server sent a bad salt or KDF parameters beyond the limits");
+    if (std::optional<Step> bad = ReadParams(m.params().salt(), m.params().kdf(), &params)) {
+      return *bad;
     }
     // RFC 9383 §3.2: w0s || w1s = PBKDF(len(pw) || pw || len(idProver) ||
     // idProver || len(idVerifier) || idVerifier).
@@ -481,9 +486,10 @@ class ClientSide final : public MechanismSide {
       return Fail(AuthError::kUnexpectedMessage, "pake2plus: expected Upgrade");
     }
     KdfParams params;
-    if (!ReadParams(m.upgrade().salt(), m.upgrade().kdf(), &params)) {
-      return Fail(AuthError::kMalformed,
-                  "pake2plus: server sent a bad salt or KDF parameters beyond the limits");
+    // The re-hash obeys the same limits; there is at most one per run
+    // (kAwaitUpgrade is left for kDone).
+    if (std::optional<Step> bad = ReadParams(m.upgrade().salt(), m.upgrade().kdf(), &params)) {
+      return *bad;
     }
     // Only reached after confirmV verified: the server is authenticated,
     // and the channel is protected.
@@ -517,6 +523,7 @@ class ClientSide final : public MechanismSide {
 
   const std::shared_ptr<const SecretBuffer> password_;
   Rng& rng_;
+  const KdfLimits limits_;
   const Context ctx_;
   State state_ = State::kStart;
   Step failure_;
@@ -574,10 +581,11 @@ MechanismFactory ServerFactory(ServerConfig config) {
   };
 }
 
-MechanismFactory ClientFactory(std::shared_ptr<const SecretBuffer> password, Rng* rng) {
-  return [password = std::move(password), rng](const Context& ctx)
+MechanismFactory ClientFactory(std::shared_ptr<const SecretBuffer> password, Rng* rng,
+                               KdfLimits limits) {
+  return [password = std::move(password), rng, limits](const Context& ctx)
              -> std::unique_ptr<MechanismSide> {
-    return std::make_unique<ClientSide>(password, RngOrSystem(rng), ctx);
+    return std::make_unique<ClientSide>(password, RngOrSystem(rng), limits, ctx);
   };
 }
 

@@ -100,10 +100,13 @@ MechanismFactory ServerFactory(ServerConfig config);
 // ClientFactory makes client sides (Prover) for |password|, which the
 // factory shares with every side it makes. The server identity of a
 // successful run is {kPake2Plus, realm}. The client refuses KDF parameters
-// that are not Sane() (kMalformed), so a server cannot make it burn
-// unbounded memory or time. |rng| draws x; nullptr means the system CSPRNG.
+// (in Params and in the one Upgrade a run accepts) that fail
+// |limits|.Check() with kPolicy, before deriving and before ShareP, so a
+// server can neither lower the cost of a guess below the floor nor make the
+// client burn more than the ceiling. |rng| draws x; nullptr means the
+// system CSPRNG.
 MechanismFactory ClientFactory(std::shared_ptr<const SecretBuffer> password,
-                               Rng* rng = nullptr);
+                               Rng* rng = nullptr, KdfLimits limits = {});
 
 }  // namespace tcpcrypt::auth::pake
 

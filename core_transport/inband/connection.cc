@@ -936,6 +936,7 @@ Tep Connection::tep() const { return c_->engine().tep(); }
 Cipher Connection::cipher() const { return c_->engine().cipher(); }
 bool Connection::resumed() const { return c_->engine().resumed(); }
 const Engine& Connection::engine() const { return c_->engine(); }
+void Connection::FlushResumptionState() { c_->engine().FlushResumptionState(); }
 
 // --- NonBlockingConnection
 // ----------------------------------------------------
@@ -1078,6 +1079,7 @@ Tep NonBlockingConnection::tep() const { return c_->engine().tep(); }
 Cipher NonBlockingConnection::cipher() const { return c_->engine().cipher(); }
 bool NonBlockingConnection::resumed() const { return c_->engine().resumed(); }
 const Engine& NonBlockingConnection::engine() const { return c_->engine(); }
+void NonBlockingConnection::FlushResumptionState() { c_->engine().FlushResumptionState(); }
 
 // --- Listener
 // -----------------------------------------------------------------

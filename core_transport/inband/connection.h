@@ -261,6 +261,9 @@ class Connection {
   bool resumed() const;
   // engine exposes the engine's status for tests and diagnostics.
   const Engine& engine() const;
+  // FlushResumptionState forgets the resumption secret this connection
+  // cached (Engine::FlushResumptionState), e.g. when authentication failed.
+  void FlushResumptionState();
 
  private:
   friend class NonBlockingConnection;
@@ -364,6 +367,7 @@ class NonBlockingConnection {
   Cipher cipher() const;
   bool resumed() const;
   const Engine& engine() const;
+  void FlushResumptionState();  // as Connection::FlushResumptionState
 
  private:
   std::unique_ptr<internal::Carrier> c_;

@@ -5,7 +5,7 @@
 // server-side verifier is password-equivalent: guard the users file. The
 // same users file serves both (tcpcrypt user add writes both records).
 //
-//   tcpcrypt user add alice --users users.db
+//   tcpcrypt user add alice --users users.db --realm 127.0.0.1
 //   ./example_cmac users.db alice 'correct horse'
 //
 // A wrong password fails with UNAUTHENTICATED and the server keeps serving.

@@ -5,7 +5,7 @@
 // server's users file holds verifiers, from which the password cannot be
 // replayed. Make the users file with the tcpcrypt CLI:
 //
-//   tcpcrypt user add alice --users users.db
+//   tcpcrypt user add alice --users users.db --realm 127.0.0.1
 //   ./example_pake users.db alice 'correct horse'
 //
 // The second connection is resumed (no public-key operation) and the client
@@ -47,7 +47,9 @@ int main(int argc, char** argv) {
   tcpcrypt::ServerOptions server_options;
   server_options.plans = {{tcpcrypt::AuthMechanism::kPake}};
   server_options.users_file = argv[1];  // tcpcrypt user add ... --users FILE
-  server_options.realm = "tcpcrypt";    // the default; as `tcpcrypt user add --realm`
+  // realm stays empty (the default): each client names the host it dialed
+  // (here 127.0.0.1), and the records were added under that name with
+  // `tcpcrypt user add --realm 127.0.0.1`. Set it only to serve one name.
   auto server = tcpcrypt::Server::Create(server_options);
   if (!server.ok()) {
     std::fprintf(stderr, "server: %s\n", server.status().ToString().c_str());

@@ -85,22 +85,57 @@ struct ClientOptions {
   // Authentication: what this client can run, in its order of preference.
   // Empty: no authentication (the session is encrypted but anonymous).
   std::vector<AuthMechanism> mechanisms;
-  // Whether the server must authenticate itself (fail if it runs nothing).
+  // What the server must prove, checked on the server's choice of plan
+  // before any mechanism runs (so no password-derived proof ever reaches a
+  // server that proposes less). A server proposing less is refused with
+  // UNAUTHENTICATED and a message naming what was missing, e.g. "the
+  // server's plan [cmac] does not include a server certificate, which this
+  // client requires". A ticket satisfies a requirement when the session
+  // that issued it did.
+  //  - require_server_authentication: some mechanism that proves the
+  //    server (x509, cmac or pake) must run.
+  //  - require_server_certificate: the plan must include x509, verified for
+  //    server_name (or the host passed to Connect).
+  //  - require_password: the plan must include cmac or pake.
+  // The CLI's --auth x509+cmac sets both of the last two.
   bool require_server_authentication = true;
+  bool require_server_certificate = false;
+  bool require_password = false;
   std::string user;                    // for password mechanisms
   std::shared_ptr<const Password> password;
   // The host name (or IP) the server's X.509 certificate must match.
   // Empty: the host passed to Connect.
   std::string server_name;
-  // The realm password records are bound to; must equal the server's
-  // ServerOptions::realm.
-  std::string realm = "tcpcrypt";
+  // The realm password proofs are bound to: the server's name, so a
+  // password reused with two servers gives each an unrelated proof. Empty
+  // (the default): server_name if set, else the host passed to Connect,
+  // exactly as dialed ("127.0.0.1" and "localhost" are different realms).
+  // Set it explicitly only for a fleet of servers that share one user
+  // store under one name (every server of the fleet can then pose as the
+  // others to these users).
+  std::string realm;
+  // Password KDF cost the client accepts from a server, checked before any
+  // derivation and before any proof is sent (a refusal is UNAUTHENTICATED
+  // naming the numbers):
+  //  - min_password_hashing: the floor. A server naming cheaper parameters
+  //    would receive a proof that is cheap to attack offline. Set
+  //    kMinimumForTestsOnly only against test records.
+  //  - max_password_memory_bytes / max_password_passes: the ceiling (the
+  //    default admits kModerate). A server naming more is refused rather
+  //    than let it make the client burn memory and time; a connection runs
+  //    at most one password mechanism and accepts at most one re-hash.
+  PasswordHashing min_password_hashing = PasswordHashing::kInteractive;
+  uint64_t max_password_memory_bytes = 256ull << 20;  // 256 MiB
+  uint32_t max_password_passes = 4;
   std::string ca_file;           // trust anchors for X.509 and TLS (PEM)
   std::string client_cert_file;  // optional client certificate chain (PEM)
   std::string client_key_file;
 
   // RFC 8548 §3.5 resumption (cache session secrets per server), and ticket
-  // re-authentication (paper §4.1): both on by default.
+  // re-authentication (paper §4.1): both on by default. Tickets are kept per
+  // (host, port, server_name, realm, user), stored only after a session in
+  // which the server proved itself, and offered only to that same server.
+  // A session whose authentication fails leaves no resumption state.
   bool resumption = true;
   bool tickets = true;
 
@@ -158,7 +193,13 @@ struct ServerOptions {
   // cannot run any plan. If false, they are served unauthenticated.
   bool require_authentication = true;
   std::string users_file;  // SQLite verifier store (tcpcrypt user add ...)
-  std::string realm = "tcpcrypt";
+  // The realm password records are looked up under: this server's name as
+  // its clients dial it. Empty (the default): the realm each client names
+  // (a client's default is the host it dialed), so the server answers to
+  // every name the operator enrolled users under (`tcpcrypt user add
+  // --realm NAME`) and to no other. When set, a client naming another realm
+  // is refused like a wrong password (the local detail names both).
+  std::string realm;
   PasswordHashing password_hashing = PasswordHashing::kInteractive;
   std::string client_ca_file;  // ask clients for certificates (mutual X.509)
   bool issue_tickets = true;

@@ -53,8 +53,9 @@ void AddServerAuthFlags(CLI::App* cmd, AuthFlags* f) {
   cmd->add_option("--auth", f->auth, kAuthHelp)->type_name("MECH");
   cmd->add_option("--users", f->users, "Verifier store for pake/cmac (tcpcrypt user add)")
       ->type_name("FILE");
-  cmd->add_option("--realm", f->realm, "Realm the users' passwords are bound to")
-      ->capture_default_str();
+  cmd->add_option("--realm", f->realm,
+                  "Serve only this realm (the name clients dial); default: the realm each "
+                  "client names, looked up among the names users were added under");
   cmd->add_option("--cert", f->cert, "Certificate chain (PEM) for x509")->type_name("FILE");
   cmd->add_option("--key", f->key, "Private key (PEM) for x509")->type_name("FILE");
   cmd->add_option("--client-ca", f->client_ca, "Require client certificates from this CA")
@@ -69,7 +70,13 @@ void AddClientAuthFlags(CLI::App* cmd, AuthFlags* f) {
                   "by group or others (else $TCPCRYPT_PASSWORD, less safe, else a no-echo "
                   "prompt on /dev/tty; standard input is data, never the password)")
       ->type_name("FILE");
-  cmd->add_option("--realm", f->realm, "Realm the password is bound to")->capture_default_str();
+  cmd->add_option("--realm", f->realm,
+                  "Realm the password is bound to (default: --server-name, else HOST as "
+                  "dialed); set it only for a fleet sharing one user store");
+  cmd->add_option("--kdf-floor", f->kdf_floor,
+                  "Cheapest password hashing accepted from the server: interactive (64 MiB), "
+                  "moderate (256 MiB), or test (library minimum; only for test users)")
+      ->capture_default_str();
   cmd->add_option("--ca", f->ca, "Trust anchors (PEM) for x509")->type_name("FILE");
   cmd->add_option("--server-name", f->server_name,
                   "Name the server's certificate must match (default: HOST)");
@@ -114,6 +121,21 @@ bool MakeClientAuth(const AuthFlags& f, std::shared_ptr<sdk::ClientAuth>* out,
   o.ca_file = f.ca;
   o.server_name = f.server_name;
   const bool password = f.auth != "x509";
+  // --auth names what the server must prove, not only what may run: a
+  // server that proposes less (x509+cmac answered with cmac alone) is
+  // refused before any proof is sent.
+  o.require_server_certificate = f.auth == "x509" || f.auth == "x509+cmac";
+  o.require_password = password;
+  if (f.kdf_floor == "interactive") {
+    o.min_password_hashing = PasswordHashing::kInteractive;
+  } else if (f.kdf_floor == "moderate") {
+    o.min_password_hashing = PasswordHashing::kModerate;
+  } else if (f.kdf_floor == "test") {
+    o.min_password_hashing = PasswordHashing::kMinimumForTestsOnly;
+  } else {
+    *error = "--kdf-floor must be interactive, moderate or test, got '" + f.kdf_floor + "'";
+    return false;
+  }
   if (password) {
     if (f.user.empty()) {
       *error = "--auth " + f.auth + " needs --user";
@@ -151,9 +173,10 @@ bool AuthenticateServer(inband::Connection& conn, const sdk::ServerAuth& a, bool
 }
 
 bool AuthenticateClient(inband::Connection& conn, const sdk::ClientAuth& a,
-                        const std::string& host, bool json, std::vector<uint8_t>* leftover,
-                        std::string* error) {
-  auth::AuthClient client(a.Config(host), auth::ChannelBinding::SessionId(conn.session_id()));
+                        const std::string& host, uint16_t port, bool json,
+                        std::vector<uint8_t>* leftover, std::string* error) {
+  auth::AuthClient client(a.Config(host, port),
+                          auth::ChannelBinding::SessionId(conn.session_id()));
   (void)client.Start();
   sdk::AuthRunResult r = sdk::RunAuthentication(conn, client, nullptr, 30000);
   if (!r.ok()) {

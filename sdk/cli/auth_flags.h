@@ -20,7 +20,10 @@ namespace tcpcrypt::cli {
 struct AuthFlags {
   std::string auth;  // "", pake, cmac, x509, x509+cmac
   std::string users;
-  std::string realm = "tcpcrypt";
+  // Empty: serve the realm each client names (server); the host dialed, or
+  // --server-name (client).
+  std::string realm;
+  std::string kdf_floor = "interactive";  // connect: interactive, moderate or test
   std::string cert, key, ca, client_ca;
   std::string user, password_file, password_env = "TCPCRYPT_PASSWORD";
   std::string server_name;
@@ -43,8 +46,8 @@ bool MakeClientAuth(const AuthFlags& f, std::shared_ptr<sdk::ClientAuth>* out,
 bool AuthenticateServer(inband::Connection& conn, const sdk::ServerAuth& auth, bool json,
                         std::vector<uint8_t>* leftover, std::string* error);
 bool AuthenticateClient(inband::Connection& conn, const sdk::ClientAuth& auth,
-                        const std::string& host, bool json, std::vector<uint8_t>* leftover,
-                        std::string* error);
+                        const std::string& host, uint16_t port, bool json,
+                        std::vector<uint8_t>* leftover, std::string* error);
 
 }  // namespace tcpcrypt::cli
 

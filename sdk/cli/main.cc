@@ -377,7 +377,7 @@ int RunConnect(const std::string& target, const CommonFlags& flags,
     }
     ReportSession(*blocking, flags.json);
     std::vector<uint8_t> leftover;
-    if (!tcpcrypt::cli::AuthenticateClient(*blocking, *auth, host, flags.json, &leftover,
+    if (!tcpcrypt::cli::AuthenticateClient(*blocking, *auth, host, port, flags.json, &leftover,
                                            &error)) {
       SayError(error);
       return kExitAuth;

@@ -44,8 +44,9 @@ void AddCommon(CLI::App* sub, UserCommand* cmd, bool with_name) {
       ->required()
       ->type_name("FILE");
   sub->add_option("--realm", cmd->realm,
-                  "The server's realm (its name); passwords are bound to it")
-      ->capture_default_str();
+                  with_name ? "Required: the server's name as clients dial it (e.g. "
+                              "127.0.0.1 or forum.example); passwords are bound to it"
+                            : "Only users of this realm");
 }
 
 // ParseMechanisms turns --mechanism values into the records to write.
@@ -135,11 +136,11 @@ offline guessing) and cmac (password-equivalent on the server); both by
 default. add creates the store; the other commands need it to exist.
 
 Examples:
-  tcpcrypt user add alice --users users.db --mechanism pake
-  tcpcrypt user add bob --users users.db --password-file pw.txt
-  tcpcrypt user passwd alice --users users.db --password-file /dev/stdin < pw.txt
+  tcpcrypt user add alice --users users.db --realm forum.example --mechanism pake
+  tcpcrypt user add bob --users users.db --realm forum.example --password-file pw.txt
+  tcpcrypt user passwd alice --users users.db --realm forum.example --password-file /dev/stdin < pw.txt
   tcpcrypt user list --users users.db
-  tcpcrypt user del bob --users users.db)");
+  tcpcrypt user del bob --users users.db --realm forum.example)");
 
   cmd->add = cmd->app->add_subcommand("add", "Add a user");
   AddCommon(cmd->add, cmd, true);
@@ -168,6 +169,11 @@ Examples:
 }
 
 int RunUserCommand(const UserCommand& cmd) {
+  if (cmd.realm.empty() && !cmd.list->parsed()) {
+    return Fail("--realm is required: the server name clients dial, e.g. 127.0.0.1 or "
+                "forum.example",
+                kExitUsage);
+  }
   if (cmd.add->parsed()) return SetPassword(cmd, /*is_new=*/true);
   if (cmd.passwd->parsed()) return SetPassword(cmd, /*is_new=*/false);
   std::string error;
@@ -183,6 +189,7 @@ int RunUserCommand(const UserCommand& cmd) {
     return kExitOk;
   }
   for (const auth::UserSummary& u : store->List()) {
+    if (!cmd.realm.empty() && u.realm != cmd.realm) continue;
     if (cmd.json) {
       nlohmann::json j = {{"user", u.user}, {"realm", u.realm},
                           {"mechanisms", nlohmann::json::array()}};

@@ -21,7 +21,7 @@ struct UserCommand {
   CLI::App* passwd = nullptr;
   std::string name;
   std::string users_file;
-  std::string realm = "tcpcrypt";
+  std::string realm;  // required by add, passwd and del
   std::string password_file;
   std::string kdf = "interactive";
   // --mechanism for add/passwd: which records to write ("pake", "cmac").

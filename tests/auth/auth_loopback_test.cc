@@ -106,10 +106,10 @@ ClientConfig Client(const ServerWorld& world, std::string_view password,
   for (Mechanism m : mechanisms) {
     switch (m) {
       case Mechanism::kCmacPassword:
-        c.mechanisms.emplace_back(m, cmac::ClientFactory(Password(password)));
+        c.mechanisms.emplace_back(m, cmac::ClientFactory(Password(password), KdfLimits::ForTests()));
         break;
       case Mechanism::kPake2Plus:
-        c.mechanisms.emplace_back(m, pake::ClientFactory(Password(password)));
+        c.mechanisms.emplace_back(m, pake::ClientFactory(Password(password), nullptr, KdfLimits::ForTests()));
         break;
       case Mechanism::kX509Batch: {
         x509::ClientConfig xc;

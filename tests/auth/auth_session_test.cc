@@ -186,7 +186,10 @@ TEST(AuthSessionTest, OptionalAuthenticationOnBothSides) {
                     Binding(4));
   AuthServer lax(server, Binding(4));
   Exchange(strict, lax);
-  EXPECT_EQ(strict.error(), AuthError::kNoCommonMechanism);
+  EXPECT_EQ(strict.error(), AuthError::kPolicy);
+  EXPECT_NE(strict.detail().find("the server's plan [] does not include any authentication"),
+            std::string::npos)
+      << strict.detail();
 }
 
 TEST(AuthSessionTest, WrongSecretRefusedBothWaysWithVagueRemoteReason) {
@@ -409,13 +412,244 @@ TEST(AuthTicketTest, TamperedOrExpiredTicketFallsBack) {
   f.clock.Advance(TicketPolicy{}.lifetime_ms + 1);
   std::vector<uint8_t> t;
   TicketSecret k;
-  f.store->Put("example.com", "alice", {1, 2, 3}, k, 1ull << 40);  // garbage ticket
+  f.store->Put(TicketKey{"", 0, "", "example.com", "alice"}, {1, 2, 3}, k, 1ull << 40,
+               {PeerIdentity{Mechanism::kPake2Plus, "example.com", {}}});  // garbage ticket
   AuthClient c(f.C(), Binding(41));
   AuthServer s(f.S(), Binding(41));
   Exchange(c, s);
   ASSERT_TRUE(c.done()) << c.detail();
   EXPECT_FALSE(s.used_ticket());
   EXPECT_EQ(f.issuer->issued(), 2u);
+}
+
+}  // namespace
+}  // namespace tcpcrypt::auth
+
+namespace tcpcrypt::auth {
+namespace {
+
+// --- client-side policy (issue 9) ------------------------------------------
+
+// TakeMessages splits an endpoint's pending output into envelopes.
+std::vector<wire::Envelope> TakeMessages(AuthEndpoint& from) {
+  std::vector<uint8_t> bytes(from.PendingOutput().begin(), from.PendingOutput().end());
+  from.ConsumeOutput(bytes.size());
+  std::vector<wire::Envelope> out;
+  size_t at = 0;
+  while (at + 4 <= bytes.size()) {
+    const size_t n = (size_t{bytes[at]} << 24) | (size_t{bytes[at + 1]} << 16) |
+                     (size_t{bytes[at + 2]} << 8) | bytes[at + 3];
+    wire::Envelope env;
+    EXPECT_TRUE(env.ParseFromArray(bytes.data() + at + 4, static_cast<int>(n)));
+    out.push_back(std::move(env));
+    at += 4 + n;
+  }
+  EXPECT_EQ(at, bytes.size());
+  return out;
+}
+
+void FeedEnvelope(AuthEndpoint& to, const wire::Envelope& env) {
+  std::string body = env.SerializeAsString();
+  std::vector<uint8_t> framed = {static_cast<uint8_t>(body.size() >> 24),
+                                 static_cast<uint8_t>(body.size() >> 16),
+                                 static_cast<uint8_t>(body.size() >> 8),
+                                 static_cast<uint8_t>(body.size())};
+  framed.insert(framed.end(), body.begin(), body.end());
+  (void)to.Feed(framed);
+}
+
+wire::Envelope Choice(std::vector<Mechanism> plan) {
+  wire::Envelope env;
+  env.mutable_choice();
+  for (Mechanism m : plan) env.mutable_choice()->add_plan(static_cast<wire::Mechanism>(m));
+  return env;
+}
+
+ClientConfig X509AndCmacClient() {
+  auto c = Client({{Mechanism::kX509Batch, Fake(Mechanism::kX509Batch, true, "x")},
+                   {Mechanism::kCmacPassword, Fake(Mechanism::kCmacPassword, true, "p")}});
+  c.require_certificate = true;
+  c.require_password = true;
+  return c;
+}
+
+TEST(AuthPolicyTest, PlanWithoutTheRequiredCertificateIsRefusedBeforeAnyMechanismRuns) {
+  AuthClient c(X509AndCmacClient(), Binding(50));
+  ASSERT_EQ(c.Start(), AuthError::kNone);
+  (void)TakeMessages(c);
+  const int calls = g_factory_calls.load();
+  FeedEnvelope(c, Choice({Mechanism::kCmacPassword}));
+  EXPECT_EQ(c.error(), AuthError::kPolicy);
+  EXPECT_EQ(c.detail(),
+            "the server's plan [cmac] does not include a server certificate, which this "
+            "client requires");
+  EXPECT_EQ(g_factory_calls.load(), calls);  // no client side was even made
+  EXPECT_TRUE(c.PendingOutput().empty());    // and nothing was sent
+}
+
+TEST(AuthPolicyTest, PlanWithoutTheRequiredPasswordIsRefused) {
+  AuthClient c(X509AndCmacClient(), Binding(51));
+  ASSERT_EQ(c.Start(), AuthError::kNone);
+  (void)TakeMessages(c);
+  FeedEnvelope(c, Choice({Mechanism::kX509Batch}));
+  EXPECT_EQ(c.error(), AuthError::kPolicy);
+  EXPECT_EQ(c.detail(),
+            "the server's plan [x509] does not include a password proof, which this client "
+            "requires");
+  EXPECT_TRUE(c.PendingOutput().empty());
+}
+
+TEST(AuthPolicyTest, BothRequiredRunsAgainstAServerOfferingBoth) {
+  auto server = Server({{Mechanism::kX509Batch, Fake(Mechanism::kX509Batch, false, "x")},
+                        {Mechanism::kCmacPassword, Fake(Mechanism::kCmacPassword, false, "p")}});
+  server.plans = {{Mechanism::kX509Batch, Mechanism::kCmacPassword}};
+  AuthClient c(X509AndCmacClient(), Binding(52));
+  AuthServer s(server, Binding(52));
+  Exchange(c, s);
+  EXPECT_TRUE(c.done()) << c.detail();
+  EXPECT_TRUE(s.done()) << s.detail();
+}
+
+TEST(AuthPolicyTest, TwoPasswordMechanismsInOnePlanAreRefused) {
+  auto client = Client({{Mechanism::kCmacPassword, Fake(Mechanism::kCmacPassword, true, "p")},
+                        {Mechanism::kPake2Plus, Fake(Mechanism::kPake2Plus, true, "p")}});
+  AuthClient c(client, Binding(53));
+  ASSERT_EQ(c.Start(), AuthError::kNone);
+  (void)TakeMessages(c);
+  FeedEnvelope(c, Choice({Mechanism::kCmacPassword, Mechanism::kPake2Plus}));
+  EXPECT_EQ(c.error(), AuthError::kPolicy);
+  EXPECT_TRUE(c.PendingOutput().empty());
+}
+
+TEST(AuthPolicyTest, RepeatedMechanismInAPlanIsRefused) {
+  auto client = Client({{Mechanism::kX509Batch, Fake(Mechanism::kX509Batch, true, "x")}});
+  AuthClient c(client, Binding(54));
+  ASSERT_EQ(c.Start(), AuthError::kNone);
+  (void)TakeMessages(c);
+  FeedEnvelope(c, Choice({Mechanism::kX509Batch, Mechanism::kX509Batch}));
+  EXPECT_EQ(c.error(), AuthError::kUnexpectedMessage);
+}
+
+TEST(AuthPolicyTest, NoTicketIsStoredFromASessionInWhichTheServerProvedNothing) {
+  TicketFixture f;
+  auto cfg = f.C();
+  cfg.required = false;  // the client lets an empty plan through...
+  AuthClient c(cfg, Binding(55));
+  ASSERT_EQ(c.Start(), AuthError::kNone);
+  (void)TakeMessages(c);
+  FeedEnvelope(c, Choice({}));
+  wire::Envelope outcome;
+  outcome.mutable_outcome()->set_ok(true);
+  outcome.mutable_outcome()->set_ticket(std::string(64, 't'));
+  outcome.mutable_outcome()->set_ticket_secret(std::string(kTicketSecretLen, 'k'));
+  outcome.mutable_outcome()->set_ticket_lifetime_ms(3600000);
+  FeedEnvelope(c, outcome);
+  ASSERT_TRUE(c.done()) << c.detail();
+  EXPECT_TRUE(c.identities().empty());
+  EXPECT_EQ(f.store->size(), 0u);  // ...but keeps no planted ticket
+}
+
+TEST(AuthPolicyTest, TicketsAreKeptPerServerAndReportTheOriginalIdentity) {
+  TicketFixture f;
+  auto at = [&f](std::string host, uint16_t port) {
+    ClientConfig c = f.C();
+    c.host = host;
+    c.port = port;
+    c.server_name = host;
+    return c;
+  };
+  {
+    AuthClient c(at("a.example", 443), Binding(56));
+    AuthServer s(f.S(), Binding(56));
+    Exchange(c, s);
+    ASSERT_TRUE(c.done()) << c.detail();
+  }
+  ASSERT_EQ(f.store->size(), 1u);
+  // Another host, or another port: the hello carries no ticket.
+  for (const auto& [host, port] : {std::pair<std::string, uint16_t>{"b.example", 443},
+                                   std::pair<std::string, uint16_t>{"a.example", 8443}}) {
+    AuthClient c(at(host, port), Binding(57));
+    ASSERT_EQ(c.Start(), AuthError::kNone);
+    const auto msgs = TakeMessages(c);
+    ASSERT_EQ(msgs.size(), 1u);
+    EXPECT_TRUE(msgs[0].hello().ticket_payload().empty()) << host << ":" << port;
+    for (int m : msgs[0].hello().mechanisms()) EXPECT_NE(m, wire::TICKET);
+  }
+  // The same server: the ticket is used, and the client reports what the
+  // issuing session proved.
+  AuthClient c(at("a.example", 443), Binding(58));
+  AuthServer s(f.S(), Binding(58));
+  Exchange(c, s);
+  ASSERT_TRUE(c.done()) << c.detail();
+  EXPECT_TRUE(c.used_ticket());
+  ASSERT_EQ(c.identities().size(), 1u);
+  EXPECT_EQ(c.identities()[0].mechanism, Mechanism::kTicket);
+  EXPECT_EQ(c.identities()[0].name, "example.com");
+  EXPECT_EQ(c.identities()[0].attributes.at("original_mechanism"), "pake");
+  EXPECT_EQ(c.identities()[0].attributes.at("via"), "ticket");
+}
+
+TEST(AuthPolicyTest, TicketNotOfferedWhenItProvesLessThanRequired) {
+  TicketFixture f;
+  {
+    AuthClient c(f.C(), Binding(59));
+    AuthServer s(f.S(), Binding(59));
+    Exchange(c, s);
+    ASSERT_TRUE(c.done()) << c.detail();
+  }
+  // The ticket was issued after a password proof; a client that now
+  // requires a certificate does not offer it.
+  ClientConfig strict = f.C();
+  strict.mechanisms.emplace_back(Mechanism::kX509Batch, Fake(Mechanism::kX509Batch, true, "x"));
+  strict.require_certificate = true;
+  AuthClient c(strict, Binding(60));
+  ASSERT_EQ(c.Start(), AuthError::kNone);
+  const auto msgs = TakeMessages(c);
+  ASSERT_EQ(msgs.size(), 1u);
+  EXPECT_TRUE(msgs[0].hello().ticket_payload().empty());
+}
+
+TEST(AuthRealmTest, ServerWithARealmRefusesAClientNamingAnother) {
+  auto client = Client({{Mechanism::kPake2Plus, Fake(Mechanism::kPake2Plus, true, "k")}});
+  client.realm = "evil.example";
+  AuthClient c(client, Binding(61));
+  AuthServer s(Server({{Mechanism::kPake2Plus, Fake(Mechanism::kPake2Plus, false, "k")}}),
+               Binding(61));
+  Exchange(c, s);
+  EXPECT_EQ(s.error(), AuthError::kBadProof);
+  EXPECT_NE(s.detail().find("'evil.example'"), std::string::npos) << s.detail();
+  EXPECT_NE(s.detail().find("'example.com'"), std::string::npos) << s.detail();
+  EXPECT_EQ(c.error(), AuthError::kRefused);
+}
+
+TEST(AuthRealmTest, ServerWithoutARealmUsesTheClientsAndSealsTicketsUnderIt) {
+  TicketFixture f;
+  auto server = f.S();
+  server.realm.clear();
+  {
+    AuthClient c(f.C(), Binding(62));
+    AuthServer s(server, Binding(62));
+    Exchange(c, s);
+    ASSERT_TRUE(c.done()) << c.detail();
+    ASSERT_TRUE(s.done()) << s.detail();
+  }
+  // The ticket opens for that realm only: a server of another realm
+  // ignores it and runs the mechanism.
+  auto other = f.S();
+  other.realm = "other.example";
+  ClientConfig cc = f.C();
+  AuthClient c(cc, Binding(63));
+  AuthServer s(server, Binding(63));
+  Exchange(c, s);
+  EXPECT_TRUE(s.used_ticket());
+  auto elsewhere = f.C();
+  elsewhere.realm = "other.example";
+  // The store keys on the realm too, so the client does not even offer it.
+  AuthClient c2(elsewhere, Binding(64));
+  AuthServer s2(other, Binding(64));
+  Exchange(c2, s2);
+  EXPECT_FALSE(s2.used_ticket());
+  EXPECT_TRUE(s2.done()) << s2.detail();
 }
 
 }  // namespace

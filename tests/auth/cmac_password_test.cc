@@ -127,7 +127,7 @@ class CmacPasswordTest : public ::testing::Test {
                                         std::string_view password = kPassword,
                                         const std::string& user = kUser,
                                         const std::string& realm = kRealm) {
-    return ClientFactory(Password(password))(Context{b, user, realm, {}});
+    return ClientFactory(Password(password), KdfLimits::ForTests())(Context{b, user, realm, {}});
   }
 
   // ServerProofFor forges the ServerProof a server holding |verifier| would
@@ -246,7 +246,7 @@ TEST_F(CmacPasswordTest, SidesOutliveTheirFactories) {
   std::unique_ptr<MechanismSide> server, client;
   {
     MechanismFactory sf = ServerFactory(Config());
-    MechanismFactory cf = ClientFactory(Password(kPassword));
+    MechanismFactory cf = ClientFactory(Password(kPassword), KdfLimits::ForTests());
     server = sf(Context{Sid(1), kUser, kRealm, {}});
     client = cf(Context{Sid(1), kUser, kRealm, {}});
   }
@@ -262,8 +262,8 @@ TEST_F(CmacPasswordTest, ConcurrentLoginsShareOneFactory) {
   ServerConfig cfg = Config();
   cfg.rng = nullptr;  // SystemRng
   const MechanismFactory sf = ServerFactory(cfg);
-  const MechanismFactory cf = ClientFactory(Password(kPassword));
-  const MechanismFactory bad = ClientFactory(Password("nope"));
+  const MechanismFactory cf = ClientFactory(Password(kPassword), KdfLimits::ForTests());
+  const MechanismFactory bad = ClientFactory(Password("nope"), KdfLimits::ForTests());
   std::atomic<int> wrong_outcomes{0};
   std::vector<std::thread> threads;
   for (int th = 0; th < 4; ++th) {
@@ -611,6 +611,44 @@ TEST_F(CmacPasswordTest, MalformedParamsAreRefusedByTheClient) {
   }
 }
 
+// The default client floor is Interactive: a server offering the library
+// minimum (a ForTests record, or an impostor that wants a cheap proof) is
+// refused before the KDF runs and before any ClientProof exists.
+TEST_F(CmacPasswordTest, ClientRefusesParamsBelowItsFloorBeforeDeriving) {
+  auto server = Server(Sid(7));
+  auto client = ClientFactory(Password(kPassword))(Context{Sid(7), kUser, kRealm, {}});
+  client->Start();
+  const uint64_t kdf_before = PasswordKdfCount();
+  Step s = client->OnPayload(*server->Start().send);
+  EXPECT_EQ(s.status, Status::kFailed);
+  EXPECT_EQ(s.error, AuthError::kPolicy);
+  EXPECT_FALSE(s.send.has_value());
+  EXPECT_EQ(PasswordKdfCount(), kdf_before);
+  EXPECT_NE(s.detail.find("below this client's floor of 67108864 bytes and 2 passes"),
+            std::string::npos)
+      << s.detail;
+}
+
+// A ceiling below what the server names is refused the same way.
+TEST_F(CmacPasswordTest, ClientRefusesParamsAboveItsCeilingBeforeDeriving) {
+  KdfLimits tight = KdfLimits::ForTests();
+  tight.max_memlimit = KdfParams::ForTests().memlimit;
+  tight.max_opslimit = KdfParams::ForTests().opslimit;
+  auto client = ClientFactory(Password(kPassword), tight)(Context{Sid(8), kUser, kRealm, {}});
+  client->Start();
+  Message m;
+  m.mutable_params()->set_salt(std::string(16, 's'));
+  m.mutable_params()->mutable_kdf()->set_algorithm(KdfParams::ForTests().algorithm);
+  m.mutable_params()->mutable_kdf()->set_opslimit(KdfParams::ForTests().opslimit);
+  m.mutable_params()->mutable_kdf()->set_memlimit(KdfParams::ForTests().memlimit * 2);
+  const uint64_t kdf_before = PasswordKdfCount();
+  Step s = client->OnPayload(Encode(m));
+  EXPECT_EQ(s.error, AuthError::kPolicy);
+  EXPECT_FALSE(s.send.has_value());
+  EXPECT_EQ(PasswordKdfCount(), kdf_before);
+  EXPECT_NE(s.detail.find("above this client's ceiling"), std::string::npos) << s.detail;
+}
+
 TEST_F(CmacPasswordTest, InsaneParamsFromAMaliciousServerAreRefusedQuickly) {
   struct Insane {
     const char* name;
@@ -641,7 +679,9 @@ TEST_F(CmacPasswordTest, InsaneParamsFromAMaliciousServerAreRefusedQuickly) {
     Step s = client->OnPayload(Encode(m));
     const auto spent = std::chrono::steady_clock::now() - start;
     EXPECT_EQ(s.status, Status::kFailed) << c.name;
-    EXPECT_EQ(s.error, AuthError::kMalformed) << c.name;
+    // Outside the client's KDF limits: a policy refusal naming the numbers.
+    EXPECT_EQ(s.error, AuthError::kPolicy) << c.name;
+    EXPECT_NE(s.detail.find(std::to_string(c.mem)), std::string::npos) << s.detail;
     EXPECT_FALSE(s.send.has_value()) << c.name;
     EXPECT_LT(spent, std::chrono::milliseconds(200)) << c.name;
   }
@@ -912,7 +952,11 @@ TEST_F(CmacPasswordTest, ClientRefusesBadUpgradesFromAGenuineServer) {
     ASSERT_EQ(client->OnPayload(*server->Start().send).status, Status::kContinue);
     Step s = client->OnPayload(ServerProofFor(rec.verifier, Sid(4), &c.upgrade));
     EXPECT_EQ(s.status, Status::kFailed) << c.name;
-    EXPECT_EQ(s.error, AuthError::kMalformed) << c.name << ": " << s.detail;
+    const AuthError want = std::string_view(c.name) == "insane memory" ||
+                                   std::string_view(c.name) == "insane passes"
+                               ? AuthError::kPolicy  // beyond the client's ceiling
+                               : AuthError::kMalformed;
+    EXPECT_EQ(s.error, want) << c.name << ": " << s.detail;
     EXPECT_FALSE(s.send.has_value()) << c.name;
   }
   // An Upgrade riding on a forged proof is never acted upon.

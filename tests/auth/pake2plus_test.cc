@@ -149,7 +149,7 @@ class Pake2PlusTest : public ::testing::Test {
   std::unique_ptr<MechanismSide> Client(const ChannelBinding& b,
                                         std::string_view pw = kPassword,
                                         std::string_view user = kUser) {
-    return ClientFactory(Password(pw), &client_rng_)(Ctx(b, user));
+    return ClientFactory(Password(pw), &client_rng_, KdfLimits::ForTests())(Ctx(b, user));
   }
 
   std::optional<VerifierRecord> Record(std::string_view user = kUser) {
@@ -629,6 +629,21 @@ TEST_F(Pake2PlusTest, GarbageAndOversizedPayloadsMalformed) {
 // A malicious server cannot make the client burn unbounded memory or time:
 // parameters beyond KdfParams::Sane() (or a bad salt) are refused before
 // any work.
+// The default client floor is Interactive: ForTests parameters are refused
+// before the KDF runs and before ShareP.
+TEST_F(Pake2PlusTest, ClientRefusesParamsBelowItsFloorBeforeDeriving) {
+  auto server = Server(Binding(13));
+  auto client = ClientFactory(Password(kPassword), &client_rng_)(Ctx(Binding(13), kUser));
+  ASSERT_EQ(client->Start().status, Step::Status::kContinue);
+  const uint64_t kdf_before = PasswordKdfCount();
+  const Step s = client->OnPayload(*server->Start().send);
+  ASSERT_TRUE(Failed(s));
+  EXPECT_EQ(s.error, AuthError::kPolicy);
+  EXPECT_FALSE(s.send.has_value());
+  EXPECT_EQ(PasswordKdfCount(), kdf_before);
+  EXPECT_NE(s.detail.find("below this client's floor"), std::string::npos) << s.detail;
+}
+
 TEST_F(Pake2PlusTest, InsaneParamsRefusedByClient) {
   struct Case {
     const char* what;
@@ -662,7 +677,11 @@ TEST_F(Pake2PlusTest, InsaneParamsRefusedByClient) {
     m.mutable_params()->mutable_kdf()->set_memlimit(c.mem);
     const Step s = client->OnPayload(Serialize(m));
     ASSERT_TRUE(Failed(s));
-    EXPECT_EQ(s.error, AuthError::kMalformed);
+    // A bad salt is malformed; parameters outside the client's KDF limits
+    // are a policy refusal.
+    EXPECT_EQ(s.error, c.salt.size() == kPasswordSaltLen ? AuthError::kPolicy
+                                                          : AuthError::kMalformed);
+    EXPECT_FALSE(s.send.has_value());
   }
   // Params without any KDF parameters are refused the same way.
   auto client = Client(Binding(14));
@@ -671,7 +690,7 @@ TEST_F(Pake2PlusTest, InsaneParamsRefusedByClient) {
   m.mutable_params()->set_salt(salt);
   const Step s = client->OnPayload(Serialize(m));
   ASSERT_TRUE(Failed(s));
-  EXPECT_EQ(s.error, AuthError::kMalformed);
+  EXPECT_EQ(s.error, AuthError::kPolicy);
 }
 
 // --- State machine --------------------------------------------------------------------
@@ -816,7 +835,7 @@ TEST_F(Pake2PlusTest, MissingConfigurationFailsInternal) {
   s = ServerFactory(no_decoy)(Ctx(Binding(20)))->Start();
   ASSERT_TRUE(Failed(s));
   EXPECT_EQ(s.error, AuthError::kInternal);
-  s = ClientFactory(nullptr, &client_rng_)(Ctx(Binding(20)))->Start();
+  s = ClientFactory(nullptr, &client_rng_, KdfLimits::ForTests())(Ctx(Binding(20)))->Start();
   ASSERT_TRUE(Failed(s));
   EXPECT_EQ(s.error, AuthError::kInternal);
 }
@@ -943,7 +962,7 @@ TEST_F(Pake2PlusUpgradeTest, InsaneUpgradeParamsRefusedByClient) {
                             m->mutable_upgrade()->mutable_kdf()->set_memlimit(8ull << 30);
                           }));
   ASSERT_TRUE(Failed(r.client));
-  EXPECT_EQ(r.client.error, AuthError::kMalformed);
+  EXPECT_EQ(r.client.error, AuthError::kPolicy);
 }
 
 TEST_F(Pake2PlusUpgradeTest, WrongMessageDuringUpgradeRefused) {

@@ -340,9 +340,11 @@ ClientConfig Client(std::string_view password, std::vector<Mechanism> mechanisms
   c.user = "alice";
   c.realm = kRealm;
   for (Mechanism m : mechanisms) {
-    if (m == Mechanism::kPake2Plus) c.mechanisms.emplace_back(m, pake::ClientFactory(Pw(password)));
+    if (m == Mechanism::kPake2Plus) {
+      c.mechanisms.emplace_back(m, pake::ClientFactory(Pw(password), nullptr, KdfLimits::ForTests()));
+    }
     if (m == Mechanism::kCmacPassword) {
-      c.mechanisms.emplace_back(m, cmac::ClientFactory(Pw(password)));
+      c.mechanisms.emplace_back(m, cmac::ClientFactory(Pw(password), KdfLimits::ForTests()));
     }
   }
   return c;

@@ -2,9 +2,11 @@
 # make_example_files.sh CLI DIR: the files the docs/examples programs take
 # (ctest fixture ExampleFilesSetup).
 #
-#   DIR/{pake,cmac,policies}.db   users files with alice / "correct horse",
-#                                 made with the tcpcrypt CLI (--kdf test: the
-#                                 library minimum, never for real users)
+#   DIR/{pake,cmac,policies}.db   users files with alice / "correct horse"
+#                                 in realm 127.0.0.1 (the host the examples
+#                                 dial), made with the tcpcrypt CLI at the
+#                                 default (interactive) cost, which the
+#                                 examples' clients accept by default
 #   DIR/ca.pem                    a self-signed ECDSA P-256 CA
 #   DIR/server.pem, server.key    a leaf for DNS:localhost and IP:127.0.0.1
 #                                 (digitalSignature, serverAuth), made with
@@ -19,7 +21,7 @@ cd "$dir"
 printf 'correct horse\n' >password.txt
 chmod 600 password.txt  # the CLI refuses password files others can read
 for db in pake cmac policies; do
-  "$cli" user add alice --users "$db.db" --password-file password.txt --kdf test
+  "$cli" user add alice --users "$db.db" --realm 127.0.0.1 --password-file password.txt
 done
 rm password.txt
 

@@ -83,7 +83,7 @@ class CliPasswordTest : public ::testing::Test {
     }
     ASSERT_EQ(chmod(pw_.c_str(), 0600), 0);
     Ran r = Shell("setsid -w " + kTool + " user add alice --users " + db_ +
-                  " --kdf test --mechanism pake --password-file " + pw_ + " </dev/null");
+                  " --realm 127.0.0.1 --kdf test --mechanism pake --password-file " + pw_ + " </dev/null");
     ASSERT_EQ(r.code, 0) << r.out;
   }
   void TearDown() override {
@@ -146,7 +146,7 @@ TEST_F(CliPasswordTest, PipedStdinIsDataWithAPasswordFile) {
   const int port = StartServer();
   ASSERT_GT(port, 0) << server_err_;
   const std::string target = " connect 127.0.0.1:" + std::to_string(port) +
-                             " --auth pake --user alice";
+                             " --auth pake --user alice --kdf-floor test";
   Ran r = Shell("echo hi | env -u TCPCRYPT_PASSWORD timeout 60 setsid -w " + kTool + target +
                 " --password-file " + pw_ + " 2>/dev/null");
   EXPECT_EQ(r.code, 0) << r.out;

@@ -69,14 +69,14 @@ class CliUserTest : public ::testing::Test {
 };
 
 TEST_F(CliUserTest, AddListPasswdDelete) {
-  Ran r = Tool("user add alice --users " + db_ + " --kdf test --password-file " +
+  Ran r = Tool("user add alice --users " + db_ + " --realm tcpcrypt --kdf test --password-file " +
                PasswordFile("pw1", "s3cret"));
   ASSERT_EQ(r.code, 0) << r.out;
   struct stat st {};
   ASSERT_EQ(stat(db_.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
 
-  r = Tool("user add alice --users " + db_ + " --kdf test --password-file " +
+  r = Tool("user add alice --users " + db_ + " --realm tcpcrypt --kdf test --password-file " +
            PasswordFile("pw2", "again"));
   EXPECT_EQ(r.code, 4) << r.out;
   EXPECT_NE(r.out.find("already exists"), std::string::npos);
@@ -103,15 +103,15 @@ TEST_F(CliUserTest, AddListPasswdDelete) {
   fclose(f);
   EXPECT_EQ(bytes.find("s3cret"), std::string::npos);
 
-  r = Tool("user passwd alice --users " + db_ + " --kdf test --password-file " +
+  r = Tool("user passwd alice --users " + db_ + " --realm tcpcrypt --kdf test --password-file " +
            PasswordFile("pw3", "new-password"));
   EXPECT_EQ(r.code, 0) << r.out;
-  r = Tool("user passwd bob --users " + db_ + " --kdf test --password-file " + PasswordFile("pw4", "x"));
+  r = Tool("user passwd bob --users " + db_ + " --realm tcpcrypt --kdf test --password-file " + PasswordFile("pw4", "x"));
   EXPECT_EQ(r.code, 4) << r.out;
 
-  r = Tool("user del alice --users " + db_);
+  r = Tool("user del alice --users " + db_ + " --realm tcpcrypt");
   EXPECT_EQ(r.code, 0) << r.out;
-  r = Tool("user del alice --users " + db_);
+  r = Tool("user del alice --users " + db_ + " --realm tcpcrypt");
   EXPECT_EQ(r.code, 4) << r.out;
   r = Tool("user list --users " + db_ + " --json");
   EXPECT_EQ(r.code, 0);
@@ -120,14 +120,14 @@ TEST_F(CliUserTest, AddListPasswdDelete) {
 
 TEST_F(CliUserTest, PasswordFileAndErrors) {
   const std::string pw = PasswordFile("pw.txt", "from-a-file");
-  Ran r = Tool("user add carol --users " + db_ + " --kdf test --password-file " + pw);
+  Ran r = Tool("user add carol --users " + db_ + " --realm tcpcrypt --kdf test --password-file " + pw);
   EXPECT_EQ(r.code, 0) << r.out;
-  r = Tool("user add dave --users " + db_ + " --kdf test --password-file " + dir_ + "/missing");
+  r = Tool("user add dave --users " + db_ + " --realm tcpcrypt --kdf test --password-file " + dir_ + "/missing");
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_NE(r.out.find("cannot read password file"), std::string::npos);
   // No terminal and no --password-file: a clear error, and standard input
   // (which holds a would-be password here) is not read.
-  r = Tool("user add erin --users " + db_ + " --kdf test", "from-stdin\n");
+  r = Tool("user add erin --users " + db_ + " --realm tcpcrypt --kdf test", "from-stdin\n");
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_TRUE(Contains(r.out, "no terminal to ask for the password on")) << r.out;
   EXPECT_TRUE(Contains(r.out, "--password-file")) << r.out;
@@ -135,17 +135,21 @@ TEST_F(CliUserTest, PasswordFileAndErrors) {
   EXPECT_FALSE(Contains(r.out, "erin")) << r.out;
   // A password file others can read is refused.
   const std::string loose = PasswordFile("loose.txt", "pw", 0644);
-  r = Tool("user add erin --users " + db_ + " --kdf test --password-file " + loose);
+  r = Tool("user add erin --users " + db_ + " --realm tcpcrypt --kdf test --password-file " + loose);
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_TRUE(Contains(r.out, "refusing password file " + loose + ": mode 0644")) << r.out;
   EXPECT_TRUE(Contains(r.out, "chmod 600")) << r.out;
   // A pipe is accepted when asked for explicitly.
-  r = Tool("user add erin --users " + db_ + " --kdf test --password-file /dev/stdin",
+  r = Tool("user add erin --users " + db_ + " --realm tcpcrypt --kdf test --password-file /dev/stdin",
            "piped\n");
   EXPECT_EQ(r.code, 0) << r.out;
-  r = Tool("user add erin --users " + db_ + " --kdf absurd", "pw\n");
+  r = Tool("user add erin --users " + db_ + " --realm tcpcrypt --kdf absurd", "pw\n");
   EXPECT_EQ(r.code, 1) << r.out;
   // Not a store: refused with a reason, not overwritten.
+  // add, passwd and del name the realm (the server's name as clients dial it).
+  r = Tool("user add frank --users " + db_ + " --kdf test", "pw\n");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("--realm is required"), std::string::npos) << r.out;
   r = Tool("user list --users " + pw);
   EXPECT_EQ(r.code, 4) << r.out;
 }
@@ -163,8 +167,8 @@ TEST_F(CliUserTest, MissingUsersFileFailsLoudly) {
     EXPECT_TRUE(Contains(r.out, want)) << r.out;
     EXPECT_FALSE(Contains(r.out, "listening on")) << r.out;
     EXPECT_FALSE(Exists(typo));
-    for (const std::string& sub : {std::string("list"), std::string("del alice"),
-                                   std::string("passwd alice --password-file " +
+    for (const std::string& sub : {std::string("list"), std::string("del alice --realm tcpcrypt"),
+                                   std::string("passwd alice --realm tcpcrypt --password-file " +
                                                PasswordFile("pw", "x"))}) {
       r = Tool("user " + sub + " --users " + typo);
       EXPECT_EQ(r.code, 4) << sub << ": " << r.out;
@@ -177,7 +181,7 @@ TEST_F(CliUserTest, MissingUsersFileFailsLoudly) {
 // --mechanism pake writes no password-equivalent CMAC record.
 TEST_F(CliUserTest, MechanismChoosesTheRecords) {
   const std::string pw = PasswordFile("pw", "s3cret");
-  const std::string common = " --users " + db_ + " --kdf test --password-file " + pw;
+  const std::string common = " --users " + db_ + " --realm tcpcrypt --kdf test --password-file " + pw;
   Ran r = Tool("user add pat --mechanism pake" + common);
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_TRUE(Contains(r.out, "(pake)")) << r.out;
@@ -220,7 +224,7 @@ TEST_F(CliUserTest, MechanismChoosesTheRecords) {
 
   // passwd --mechanism pake drops the old CMAC record, so the old password
   // does not live on in it.
-  r = Tool("user passwd bo --mechanism pake --users " + db_ +
+  r = Tool("user passwd bo --mechanism pake --users " + db_ + " --realm tcpcrypt" +
            " --kdf test --password-file " + PasswordFile("pw2", "n3w"));
   ASSERT_EQ(r.code, 0) << r.out;
   r = Tool("user list --json --users " + db_);

@@ -54,6 +54,7 @@ class SdkTest : public ::testing::Test {
     o.mechanisms = {m};
     o.user = "alice";
     o.password = std::make_shared<Password>(pw);
+    o.min_password_hashing = PasswordHashing::kMinimumForTestsOnly;  // as the records
     return o;
   }
 
@@ -97,7 +98,7 @@ TEST_F(SdkTest, PakeLoginEndToEnd) {
   EXPECT_EQ(s.peer()->name, "alice");
   EXPECT_EQ(s.peer()->mechanism, AuthMechanism::kPake);
   ASSERT_TRUE(c.peer().has_value());
-  EXPECT_EQ(c.peer()->name, "tcpcrypt");
+  EXPECT_EQ(c.peer()->name, "127.0.0.1");  // the realm: the host as dialed
   EXPECT_TRUE(c.peer_application_aware());
   EXPECT_TRUE(s.peer_application_aware());
 
@@ -347,6 +348,49 @@ TEST_F(SdkTest, FiveHundredConcurrentAuthenticatedClients) {
   }
   // Nothing left behind: every socket and eventfd is closed again.
   EXPECT_EQ(CountOpenFds(), fds_before);
+}
+
+}  // namespace
+}  // namespace tcpcrypt
+
+namespace tcpcrypt {
+namespace {
+
+// Issue 9 (point 8): a session whose authentication failed leaves no
+// resumption state on either side. Carol is unknown at first (her login
+// fails after a full handshake that cached ss[1] on both sides); once she
+// is enrolled, her next connection must be a fresh handshake, and only the
+// one after that resumes.
+TEST_F(SdkTest, FailedAuthenticationLeavesNoResumptionState) {
+  ServerOptions so = PasswordServer(AuthMechanism::kCmacPassword);
+  so.issue_tickets = false;
+  auto server = Server::Create(so);
+  ASSERT_TRUE(server.ok());
+  ASSERT_TRUE(server.value()->Listen("127.0.0.1", 0).ok());
+  ClientOptions co = PasswordClient(AuthMechanism::kCmacPassword, "carol's password");
+  co.user = "carol";
+  co.tickets = false;
+  auto client = Client::Create(co);
+  ASSERT_TRUE(client.ok());
+  // Server::Accept skips failed clients (it returns the next good one), so
+  // one Accept covers the refused attempt and the fresh one.
+  auto accepted = std::async(std::launch::async, [&] { return server.value()->Accept(); });
+  auto refused = client.value()->Connect("127.0.0.1", server.value()->port());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kUnauthenticated);
+
+  ASSERT_TRUE(testing::AddTestUser(users_, "carol", "carol's password"));
+  auto fresh = client.value()->Connect("127.0.0.1", server.value()->port());
+  auto s1 = accepted.get();
+  ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
+  ASSERT_TRUE(s1.ok()) << s1.status().ToString();
+  EXPECT_FALSE(fresh.value()->resumed());  // nothing survived the failure
+  EXPECT_FALSE(s1.value()->resumed());
+  auto accepted2 = std::async(std::launch::async, [&] { return server.value()->Accept(); });
+  auto resumed = client.value()->Connect("127.0.0.1", server.value()->port());
+  auto s2 = accepted2.get();
+  ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
+  EXPECT_TRUE(resumed.value()->resumed());  // resumption itself works here
 }
 
 }  // namespace

@@ -137,6 +137,7 @@ class ServeTest : public ::testing::Test {
     co.mechanisms = {AuthMechanism::kCmacPassword};
     co.user = "alice";
     co.password = std::make_shared<Password>("correct horse");
+    co.min_password_hashing = PasswordHashing::kMinimumForTestsOnly;  // as the records
     co.tickets = false;
     co.resumption = false;
     co.timeouts.handshake_ms = 5000;

@@ -35,23 +35,26 @@ struct TestUserMechanisms {
   bool pake = true;
 };
 
-// AddTestUser stores records for |user| / |password| in realm "tcpcrypt"
-// in the SQLite store at |users_file| (created if missing), with the
-// cheapest KDF parameters (tests only).
+// AddTestUser stores records for |user| / |password| in |realm| (default
+// "127.0.0.1": the realm a client that dials 127.0.0.1 names) in the SQLite
+// store at |users_file| (created if missing), with the cheapest KDF
+// parameters (tests only: clients must set
+// ClientOptions::min_password_hashing = kMinimumForTestsOnly).
 inline ::testing::AssertionResult AddTestUser(const std::string& users_file,
                                               std::string_view user,
                                               std::string_view password,
-                                              TestUserMechanisms m = {}) {
+                                              TestUserMechanisms m = {},
+                                              std::string_view realm = "127.0.0.1") {
   std::string error;
   auto store = auth::SqliteVerifierStore::Open(users_file, &error);
   if (store == nullptr) return ::testing::AssertionFailure() << error;
   auth::VerifierRecord r;
-  if (m.pake && !(auth::pake::MakeRecord(user, "tcpcrypt", password, auth::KdfParams::ForTests(),
+  if (m.pake && !(auth::pake::MakeRecord(user, realm, password, auth::KdfParams::ForTests(),
                                          SystemRng::Instance(), &r) &&
                   store->Put(r))) {
     return ::testing::AssertionFailure() << "cannot store the SPAKE2+ record";
   }
-  if (m.cmac && !(auth::cmac::MakeRecord(user, "tcpcrypt", password, auth::KdfParams::ForTests(),
+  if (m.cmac && !(auth::cmac::MakeRecord(user, realm, password, auth::KdfParams::ForTests(),
                                          SystemRng::Instance(), &r) &&
                   store->Put(r))) {
     return ::testing::AssertionFailure() << "cannot store the CMAC record";

@@ -58,8 +58,8 @@ class Guesser {
     }
     auth::ClientConfig cc;
     cc.user = user;
-    cc.realm = "tcpcrypt";  // the server's realm, and the test store's
-    cc.mechanisms = {{auth::Mechanism::kPake2Plus, auth::pake::ClientFactory(Pw(password))}};
+    cc.realm = "127.0.0.1";  // the host dialed, as the test store enrolls it
+    cc.mechanisms = {{auth::Mechanism::kPake2Plus, auth::pake::ClientFactory(Pw(password), nullptr, auth::KdfLimits::ForTests())}};
     client_ = std::make_unique<auth::AuthClient>(
         std::move(cc), auth::ChannelBinding::SessionId(conn_->session_id()));
     return client_->Start() == auth::AuthError::kNone;

@@ -24,7 +24,8 @@ class TlsFallbackTest : public ::testing::TestWithParam<AuthMechanism> {
     ASSERT_TRUE(auth::x509::WriteServerPki(dir_, "localhost", auth::x509::PkiKeyType::kEcdsaP256,
                                            30, &error))
         << error;
-    ASSERT_TRUE(testing::AddTestUser(dir_ + "/users.db", "alice", "pw"));
+    // These clients dial "localhost": that is the realm they name.
+    ASSERT_TRUE(testing::AddTestUser(dir_ + "/users.db", "alice", "pw", {}, "localhost"));
   }
   void TearDown() override { testing::RemoveScratchDir(dir_); }
 
@@ -46,6 +47,7 @@ class TlsFallbackTest : public ::testing::TestWithParam<AuthMechanism> {
     o.mechanisms = {m};
     o.user = "alice";
     o.password = std::make_shared<Password>("pw");
+    o.min_password_hashing = PasswordHashing::kMinimumForTestsOnly;  // as the records
     o.ca_file = dir_ + "/ca.pem";
     o.tls_fallback = fallback;
     return o;

@@ -20,31 +20,19 @@
 #include <functional>
 #include <string>
 
+#include "tests/integration/cli_run.h"
+
 namespace {
 
 const std::string kTool = std::string(TCPCRYPT_BINARY_DIR) + "/sdk/tcpcrypt";
 
-struct Ran {
-  int code = -1;
-  std::string out;  // stdout and stderr together
-};
+using tcpcrypt::testing::Contains;
+using tcpcrypt::testing::Ran;
 
 // Shell runs |cmd| with stderr joined to stdout, unless |cmd| redirects it.
 Ran Shell(const std::string& cmd) {
-  Ran r;
   const bool own_stderr = cmd.find(" 2>") != std::string::npos;
-  FILE* p = popen((own_stderr ? cmd : cmd + " 2>&1").c_str(), "r");
-  if (p == nullptr) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.out.append(buf, n);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
-bool Contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
+  return tcpcrypt::testing::RunShell(own_stderr ? cmd : cmd + " 2>&1");
 }
 
 // WaitUntil reads |fd| into |seen| until |done(*seen)| (20 s at most).

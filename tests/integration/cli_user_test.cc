@@ -9,35 +9,21 @@
 #include <string>
 
 #include "auth/common/verifier_store.h"
+#include "tests/integration/cli_run.h"
 
 namespace {
 
 const std::string kTool = std::string(TCPCRYPT_BINARY_DIR) + "/sdk/tcpcrypt";
 
-struct Ran {
-  int code = -1;
-  std::string out;  // stdout and stderr together
-};
+using tcpcrypt::testing::Contains;
+using tcpcrypt::testing::Ran;
 
 // Tool runs the CLI in a new session (setsid: no controlling terminal, as in
 // CI or cron), so a password prompt can never wait on a terminal, with
 // |stdin_text| piped to its standard input.
 Ran Tool(const std::string& args, const std::string& stdin_text = "") {
-  const std::string cmd = "printf '%s' '" + stdin_text + "' | timeout 60 setsid -w " + kTool +
-                          " " + args + " 2>&1";
-  Ran r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.out.append(buf, n);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
-bool Contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
+  return tcpcrypt::testing::RunShell("printf '%s' '" + stdin_text + "' | timeout 60 setsid -w " +
+                                     kTool + " " + args + " 2>&1");
 }
 
 bool Exists(const std::string& path) {

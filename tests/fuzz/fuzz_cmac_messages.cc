@@ -157,7 +157,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   const bool is_server = scenario <= 2 || scenario == 6;
   std::unique_ptr<MechanismSide> side =
-      is_server ? ServerFactory(cfg)(ctx) : ClientFactory(w.password)(ctx);
+      is_server ? ServerFactory(cfg)(ctx)
+                : ClientFactory(w.password, KdfLimits::ForTests())(ctx);
 
   // Bring the side to its state with the honest peer's messages.
   switch (scenario) {

@@ -169,7 +169,7 @@ MechanismSide* Setup(Scenario scenario, Fixture* f) {
   const std::string user =
       scenario == Scenario::kServerAwaitSharePUnknown ? "mallory" : kUser;
   f->server = ServerFactory(cfg)(Ctx(user));
-  f->client = ClientFactory(Password(), &f->client_rng)(Ctx(user));
+  f->client = ClientFactory(Password(), &f->client_rng, KdfLimits::ForTests())(Ctx(user));
   MechanismSide& s = *f->server;
   MechanismSide& c = *f->client;
 

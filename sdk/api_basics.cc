@@ -1,9 +1,12 @@
 // Small pieces of the public API: status names, option names, Password.
 #include <openssl/crypto.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "tcpcrypt/options.h"
+#include "tcpcrypt/session.h"
 #include "tcpcrypt/status.h"
 
 namespace tcpcrypt {
@@ -34,6 +37,43 @@ std::string_view StatusCodeName(StatusCode code) {
 std::string Status::ToString() const {
   if (ok()) return "OK";
   return std::string(StatusCodeName(code_)) + ": " + message_;
+}
+
+namespace internal {
+
+void StatusOrValueOfError(const Status& status) {
+  const std::string text = status.ToString();
+  std::fprintf(stderr, "tcpcrypt: StatusOr::value() on an error: %s\n", text.c_str());
+  std::abort();
+}
+
+}  // namespace internal
+
+std::string ToHex(std::span<const uint8_t> bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * bytes.size());
+  for (uint8_t b : bytes) {
+    out.push_back(kDigits[b >> 4]);
+    out.push_back(kDigits[b & 0x0f]);
+  }
+  return out;
+}
+
+std::string Session::session_id_hex() const {
+  StatusOr<std::vector<uint8_t>> id = session_id();
+  if (!id.ok()) return std::string();
+  return ToHex(*id);
+}
+
+std::string_view LogLevelName(LogLevel level) {
+  switch (level) {
+    case LogLevel::kDebug: return "debug";
+    case LogLevel::kInfo: return "info";
+    case LogLevel::kWarning: return "warning";
+    case LogLevel::kError: return "error";
+  }
+  return "unknown";
 }
 
 std::string_view AuthMechanismName(AuthMechanism m) {

@@ -7,6 +7,7 @@
 #include "auth/x509_batch/pem.h"
 #include "auth/x509_batch/x509_batch.h"
 #include "core_transport/engine/rng.h"
+#include "sdk/credentials.h"
 
 namespace tcpcrypt::sdk {
 
@@ -100,19 +101,19 @@ StatusOr<std::shared_ptr<ClientAuth>> ClientAuth::Create(const ClientOptions& o)
         std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(pw.data()), pw.size()));
   }
   if (Needs(a->mechanisms_, AuthMechanism::kX509)) {
-    if (o.ca_file.empty()) {
+    if (!CaSource(o).set()) {
       return Status(StatusCode::kInvalidArgument,
-                    "the x509 mechanism needs ClientOptions::ca_file (trust anchors)");
+                    "the x509 mechanism needs ClientOptions::ca_file or ::ca_pem (trust "
+                    "anchors)");
     }
-    std::string error;
-    a->trust_ = auth::x509::LoadCaBundlePem(o.ca_file, &error);
-    if (a->trust_ == nullptr) return Status(StatusCode::kInvalidArgument, error);
-    if (!o.client_cert_file.empty()) {
-      if (!auth::x509::LoadCertificateChainPem(o.client_cert_file, &a->client_chain_, &error)) {
-        return Status(StatusCode::kInvalidArgument, error);
-      }
-      a->client_key_ = auth::x509::LoadPrivateKeyPem(o.client_key_file, &error);
-      if (a->client_key_ == nullptr) return Status(StatusCode::kInvalidArgument, error);
+    StatusOr<auth::x509::SharedX509Store> trust = LoadTrust(CaSource(o));
+    if (!trust.ok()) return trust.status();
+    a->trust_ = std::move(trust.value());
+    if (ClientCertSource(o).set()) {
+      if (Status s = LoadChain(ClientCertSource(o), &a->client_chain_); !s.ok()) return s;
+      StatusOr<auth::x509::SharedEvpPkey> key = LoadKey(ClientKeySource(o));
+      if (!key.ok()) return key.status();
+      a->client_key_ = std::move(key.value());
     }
   }
   if (o.tickets && !a->mechanisms_.empty()) a->tickets_ = std::make_shared<auth::TicketStore>();
@@ -207,20 +208,20 @@ StatusOr<std::shared_ptr<ServerAuth>> ServerAuth::Create(const ServerOptions& o)
     a->throttle_ = std::make_shared<auth::AttemptThrottle>(limits);
   }
   if (x509) {
-    if (o.cert_file.empty() || o.key_file.empty()) {
+    if (!CertSource(o).set() || !KeySource(o).set()) {
       return Status(StatusCode::kInvalidArgument,
-                    "the x509 mechanism needs ServerOptions::cert_file and ::key_file");
+                    "the x509 mechanism needs ServerOptions::cert_file (or ::cert_pem) and "
+                    "::key_file (or ::key_pem)");
     }
-    if (!auth::x509::LoadCertificateChainPem(o.cert_file, &a->chain_, &error)) {
-      return Status(StatusCode::kInvalidArgument, error);
-    }
-    auto key = auth::x509::LoadPrivateKeyPem(o.key_file, &error);
-    if (key == nullptr) return Status(StatusCode::kInvalidArgument, error);
-    a->signer_ = auth::x509::BatchSigner::Create(std::move(key), &error);
+    if (Status s = LoadChain(CertSource(o), &a->chain_); !s.ok()) return s;
+    StatusOr<auth::x509::SharedEvpPkey> key = LoadKey(KeySource(o));
+    if (!key.ok()) return key.status();
+    a->signer_ = auth::x509::BatchSigner::Create(std::move(key.value()), &error);
     if (a->signer_ == nullptr) return Status(StatusCode::kInvalidArgument, error);
-    if (!o.client_ca_file.empty()) {
-      a->client_ca_ = auth::x509::LoadCaBundlePem(o.client_ca_file, &error);
-      if (a->client_ca_ == nullptr) return Status(StatusCode::kInvalidArgument, error);
+    if (ClientCaSource(o).set()) {
+      StatusOr<auth::x509::SharedX509Store> ca = LoadTrust(ClientCaSource(o));
+      if (!ca.ok()) return ca.status();
+      a->client_ca_ = std::move(ca.value());
     }
     auth::x509::ServerConfig check;
     check.signer = a->signer_;

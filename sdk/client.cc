@@ -4,6 +4,7 @@
 #include "core_transport/engine/resumption_cache.h"
 #include "sdk/auth_driver.h"
 #include "sdk/auth_setup.h"
+#include "sdk/credentials.h"
 #include "sdk/engine_options.h"
 #include "sdk/session_impl.h"
 #include "sdk/tls_transport.h"
@@ -34,6 +35,7 @@ class ClientImpl final : public Client {
     }
     opts.handshake_timeout_ms = o_.timeouts.connect_ms + o_.timeouts.handshake_ms;
     opts.io_timeout_ms = o_.timeouts.io_ms;
+    sdk::SetCarrierLogging(o_, &opts);
     inband::Status st;
     std::unique_ptr<inband::Connection> conn =
         inband::Connection::Connect(host, port, std::move(opts), &st);
@@ -152,18 +154,30 @@ StatusOr<std::unique_ptr<Client>> Client::Create(ClientOptions options) {
   if (Status s = sdk::CheckEngineOptions(options.key_exchanges, options.aeads); !s.ok()) {
     return s;
   }
+  // Every exit wipes our copy of the key bytes; the success path wipes it
+  // before the options move into the client.
+  sdk::WipeKeysOnExit<ClientOptions> wipe(&options);
+  if (Status s = sdk::CheckSources(options); !s.ok()) return s;
+  sdk::WarnIfKeyLogOn(options.log, options.key_log_file, options.key_log_callback);
   StatusOr<std::shared_ptr<sdk::ClientAuth>> auth = sdk::ClientAuth::Create(options);
   if (!auth.ok()) return auth.status();
   std::shared_ptr<sdk::TlsClientContext> tls;
   if (options.tls_fallback) {
-    if (options.ca_file.empty()) {
+    if (!sdk::CaSource(options).set()) {
       return Status(StatusCode::kInvalidArgument,
-                    "tls_fallback needs ClientOptions::ca_file (the server's CA)");
+                    "tls_fallback needs ClientOptions::ca_file or ::ca_pem (the server's CA)");
     }
     inband::Status st;
-    tls = sdk::TlsClientContext::FromCaFile(options.ca_file, &st);
+    if (options.ca_pem.empty()) {
+      tls = sdk::TlsClientContext::FromCaFile(options.ca_file, &st);
+    } else {
+      StatusOr<auth::x509::SharedX509Store> store = sdk::LoadTrust(sdk::CaSource(options));
+      if (!store.ok()) return store.status();
+      tls = sdk::TlsClientContext::FromStore(store.value().get(), &st);
+    }
     if (tls == nullptr) return Status(StatusCode::kInvalidArgument, st.message);
   }
+  sdk::WipeKeys(&options);  // parsed: our copy of the key bytes goes
   return std::unique_ptr<Client>(std::make_unique<ClientImpl>(
       std::move(options), std::move(auth.value()), std::move(tls)));
 }

@@ -1,6 +1,7 @@
 #include "tcpcrypt/server.h"
 
 #include <arpa/inet.h>
+#include <openssl/x509.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/epoll.h>
@@ -28,6 +29,7 @@
 #include "core_transport/engine/resumption_cache.h"
 #include "sdk/auth_driver.h"
 #include "sdk/auth_setup.h"
+#include "sdk/credentials.h"
 #include "sdk/engine_options.h"
 #include "sdk/nonblocking_transport.h"
 #include "sdk/session_impl.h"
@@ -58,6 +60,29 @@ std::string PeerName(const sockaddr_storage& ss) {
 }
 
 class ServeLoop;
+
+// Failure is what kind of failure a failed connection counts as
+// (ServerStats).
+enum class Failure : uint8_t {
+  kNotTcpcrypt,
+  kHandshakeTimeout,
+  kHandshakeFailed,
+  kTlsFailed,
+  kAuthTimeout,
+  kAuthFailed,
+  kOverloaded,
+  kOther,
+  kCount,
+};
+
+Failure AuthFailure(auth::AuthError e) {
+  return e == auth::AuthError::kTimeout ? Failure::kAuthTimeout : Failure::kAuthFailed;
+}
+
+Failure HandshakeFailure(const inband::Status& st) {
+  return st.kind == inband::Status::Kind::kTimeout ? Failure::kHandshakeTimeout
+                                                   : Failure::kHandshakeFailed;
+}
 
 class ServerImpl final : public Server {
  public:
@@ -114,6 +139,15 @@ class ServerImpl final : public Server {
     const auth::ThrottleStats t = auth_->throttle_stats();
     s.password_attempts = t.admitted;
     s.throttled = t.refused;
+    auto count = [this](Failure f) { return failures_[static_cast<size_t>(f)].load(); };
+    s.not_tcpcrypt = count(Failure::kNotTcpcrypt);
+    s.handshake_timeout = count(Failure::kHandshakeTimeout);
+    s.handshake_failed = count(Failure::kHandshakeFailed);
+    s.tls_failed = count(Failure::kTlsFailed);
+    s.auth_timeout = count(Failure::kAuthTimeout);
+    s.auth_failed = count(Failure::kAuthFailed);
+    s.overloaded = count(Failure::kOverloaded);
+    s.other_failed = count(Failure::kOther);
     return s;
   }
 
@@ -149,16 +183,28 @@ class ServerImpl final : public Server {
     }
   }
 
+  // CountFailure counts one failed connection, in |failed_| and its kind.
+  void CountFailure(Failure f) {
+    failed_.fetch_add(1);
+    failures_[static_cast<size_t>(f)].fetch_add(1);
+  }
+
   // Establish runs the handshake and authentication of one accepted socket.
   StatusOr<std::unique_ptr<Session>> Establish(inband::UniqueFd fd, const std::string& peer) {
-    StatusOr<std::unique_ptr<Session>> s = EstablishInner(std::move(fd), peer);
-    (s.ok() ? authenticated_ : failed_).fetch_add(1);
-
+    Failure failure = Failure::kOther;
+    StatusOr<std::unique_ptr<Session>> s = EstablishInner(std::move(fd), peer, &failure);
+    if (s.ok()) {
+      authenticated_.fetch_add(1);
+    } else {
+      CountFailure(failure);
+    }
     return s;
   }
 
-  StatusOr<std::unique_ptr<Session>> EstablishInner(inband::UniqueFd fd, const std::string& peer) {
-    if (o_.encryption == Encryption::kDisable) return Plain(std::move(fd), peer);
+  // EstablishInner sets |*out_failure| on every failure path.
+  StatusOr<std::unique_ptr<Session>> EstablishInner(inband::UniqueFd fd, const std::string& peer,
+                                                    Failure* out_failure) {
+    if (o_.encryption == Encryption::kDisable) return Plain(std::move(fd), peer, out_failure);
     // Peek at the first byte: 0x45 is tcpcrypt's ENO option, 0x16 a TLS
     // record. It has usually arrived with the accept, so look before
     // polling.
@@ -178,17 +224,27 @@ class ServerImpl final : public Server {
         } while (got < 0 && errno == EINTR);
       }
     }
-    if (n > 0 && got == 1 && first == kFirstByteTcpcrypt) return Tcpcrypt(std::move(fd), peer);
-    if (n > 0 && got == 1 && first == kFirstByteTls && tls_ != nullptr) {
-      return Tls(std::move(fd), peer);
+    if (n > 0 && got == 1 && first == kFirstByteTcpcrypt) {
+      return Tcpcrypt(std::move(fd), peer, out_failure);
     }
-    if (o_.encryption == Encryption::kPrefer && got >= 0) return Plain(std::move(fd), peer);
-    if (n == 0) return Status(StatusCode::kDeadlineExceeded, peer + ": the client sent nothing");
+    if (n > 0 && got == 1 && first == kFirstByteTls && tls_ != nullptr) {
+      return Tls(std::move(fd), peer, out_failure);
+    }
+    if (o_.encryption == Encryption::kPrefer && got >= 0) {
+      return Plain(std::move(fd), peer, out_failure);
+    }
+    if (n == 0) {
+      *out_failure = Failure::kHandshakeTimeout;
+      return Status(StatusCode::kDeadlineExceeded, peer + ": the client sent nothing");
+    }
+    *out_failure = Failure::kNotTcpcrypt;
     return Status(StatusCode::kUnavailable, peer + ": the client does not speak tcpcrypt");
   }
 
-  StatusOr<std::unique_ptr<Session>> Plain(inband::UniqueFd fd, const std::string& peer) {
+  StatusOr<std::unique_ptr<Session>> Plain(inband::UniqueFd fd, const std::string& peer,
+                                           Failure* out_failure) {
     if (auth_->enabled() && auth_->required()) {
+      *out_failure = Failure::kNotTcpcrypt;
       return Status(StatusCode::kUnauthenticated,
                     peer + ": a plain TCP client cannot authenticate");
     }
@@ -209,16 +265,24 @@ class ServerImpl final : public Server {
     opts.engine.require_peer_application_aware = auth_->enabled() && auth_->required();
     opts.handshake_timeout_ms = o_.timeouts.handshake_ms;
     opts.io_timeout_ms = o_.timeouts.io_ms;
+    sdk::SetCarrierLogging(o_, &opts);
     return opts;
   }
 
-  StatusOr<std::unique_ptr<Session>> Tcpcrypt(inband::UniqueFd fd, const std::string& peer) {
+  StatusOr<std::unique_ptr<Session>> Tcpcrypt(inband::UniqueFd fd, const std::string& peer,
+                                              Failure* out_failure) {
     inband::Options opts = TcpcryptOptions();
     inband::Status st;
     auto conn = inband::Connection::FromSocket(std::move(fd), Engine::Role::kPassive,
                                                std::move(opts), peer, &st);
-    if (conn == nullptr) return sdk::FromInband(st);
-    if (inband::Status h = conn->Handshake(); !h.ok()) return sdk::FromInband(h);
+    if (conn == nullptr) {
+      *out_failure = Failure::kOther;
+      return sdk::FromInband(st);
+    }
+    if (inband::Status h = conn->Handshake(); !h.ok()) {
+      *out_failure = HandshakeFailure(h);
+      return sdk::FromInband(h);
+    }
     auto transport = std::make_unique<sdk::TcpcryptTransport>(std::move(conn));
     if (!auth_->enabled() || !transport->peer_application_aware()) {
       return std::unique_ptr<Session>(std::make_unique<sdk::SessionImpl>(
@@ -233,6 +297,7 @@ class ServerImpl final : public Server {
         sdk::RunAuthentication(*transport, server, &waker, o_.timeouts.auth_ms);
     if (!r.ok()) {
       transport->connection().FlushResumptionState();  // no resumption without authentication
+      *out_failure = AuthFailure(r.error);
       return r.ToStatus();
     }
     std::vector<PeerIdentity> ids;
@@ -244,20 +309,30 @@ class ServerImpl final : public Server {
   // TLS 1.3 on the same port: the SDK client always runs the negotiation
   // over TLS (there is no ENO a bit), and the authenticators endorse the
   // RFC 9266 exporter.
-  StatusOr<std::unique_ptr<Session>> Tls(inband::UniqueFd fd, const std::string& peer) {
+  StatusOr<std::unique_ptr<Session>> Tls(inband::UniqueFd fd, const std::string& peer,
+                                         Failure* out_failure) {
     inband::Status st;
     auto stream = sdk::TlsStream::Accept(std::move(fd), *tls_, o_.timeouts.handshake_ms, &st);
-    if (stream == nullptr) return sdk::FromTls(st);
+    if (stream == nullptr) {
+      *out_failure = Failure::kTlsFailed;
+      return sdk::FromTls(st);
+    }
     stream->set_io_timeout_ms(o_.timeouts.io_ms);
     auto transport = std::make_unique<sdk::TlsTransport>(std::move(stream));
-    if (!transport->ok()) return Status(StatusCode::kInternal, peer + ": TLS exporter unavailable");
+    if (!transport->ok()) {
+      *out_failure = Failure::kOther;
+      return Status(StatusCode::kInternal, peer + ": TLS exporter unavailable");
+    }
     sdk::Waker waker;
     auth::AuthServer server(auth_->Config(),
                             auth::ChannelBinding::TlsExporter(transport->binding()),
                             waker.Callback(), auth::AddressOfPeer(peer));
     (void)server.Start();
     sdk::AuthRunResult r = sdk::RunAuthentication(*transport, server, &waker, o_.timeouts.auth_ms);
-    if (!r.ok()) return r.ToStatus();
+    if (!r.ok()) {
+      *out_failure = AuthFailure(r.error);
+      return r.ToStatus();
+    }
     std::vector<PeerIdentity> ids;
     for (const auto& id : server.identities()) ids.push_back(sdk::FromAuth(id));
     return std::unique_ptr<Session>(std::make_unique<sdk::SessionImpl>(
@@ -273,6 +348,7 @@ class ServerImpl final : public Server {
   int stop_fd_ = -1;
   std::atomic<bool> stopped_{false};
   std::atomic<uint64_t> accepted_{0}, authenticated_{0}, failed_{0}, pending_{0};
+  std::atomic<uint64_t> failures_[static_cast<size_t>(Failure::kCount)] = {};
 };
 
 // --- Serve: one event loop, a pool of handler threads ------------------------
@@ -415,7 +491,7 @@ class ServeLoop {
   void SetDeadline(Conn& c, int ms);
   void Watch(Conn& c);
   void Unregister(Conn& c);
-  void Fail(Conn& c);
+  void Fail(Conn& c, Failure failure);
   void Ready(Conn& c, std::vector<PeerIdentity> ids, std::vector<uint8_t> leftover, bool ticket);
   void HandOff(Conn& c);
   void Erase(Conn& c);
@@ -489,7 +565,7 @@ Status ServeLoop::Run() {
 // Shutdown closes every connection still in the handshake or the
 // authentication (each counts as failed), then lets the workers finish.
 void ServeLoop::Shutdown() {
-  while (!conns_.empty()) Fail(*conns_.begin()->second);
+  while (!conns_.empty()) Fail(*conns_.begin()->second, Failure::kOther);
   epoll_.Reset();
   pool_.Finish();
 }
@@ -538,7 +614,7 @@ void ServeLoop::AcceptAll() {
     // Bounded: beyond max_pending_handshakes new connections are closed
     // at once and counted as failed.
     if (s_.pending_.load() >= s_.o_.max_pending_handshakes) {
-      s_.failed_.fetch_add(1);
+      s_.CountFailure(Failure::kOverloaded);
       continue;
     }
     auto c = std::make_unique<Conn>();
@@ -546,7 +622,7 @@ void ServeLoop::AcceptAll() {
     c->fd = std::move(sock);
     c->peer = peer;
     if (!Add(c->fd.get(), EPOLLIN, c->id)) {
-      s_.failed_.fetch_add(1);
+      s_.CountFailure(Failure::kOther);
       continue;
     }
     c->events = EPOLLIN;
@@ -575,7 +651,8 @@ void ServeLoop::ExpireDeadlines() {
     auto it = conns_.find(d.second);
     // Entries are not removed when a connection moves on; skip stale ones.
     if (it == conns_.end() || it->second->deadline != d.first) continue;
-    Fail(*it->second);
+    Fail(*it->second, it->second->phase == Phase::kAuth ? Failure::kAuthTimeout
+                                                         : Failure::kHandshakeTimeout);
   }
 }
 
@@ -606,7 +683,7 @@ void ServeLoop::Sniff(Conn& c) {
   auto conn = inband::Connection::FromSocket(std::move(c.fd), Engine::Role::kPassive,
                                              s_.TcpcryptOptions(), c.peer, &st);
   if (conn == nullptr) {
-    Fail(c);
+    Fail(c, Failure::kOther);
     return;
   }
   c.nb = inband::NonBlockingConnection::FromConnection(std::move(conn));
@@ -614,7 +691,7 @@ void ServeLoop::Sniff(Conn& c) {
   if (c.nb->fd() >= 0) {
     c.events = 0;
     if (!Add(c.nb->fd(), 0, c.id)) {
-      Fail(c);
+      Fail(c, Failure::kOther);
       return;
     }
     c.registered_fd = c.nb->fd();
@@ -627,7 +704,7 @@ void ServeLoop::Sniff(Conn& c) {
 void ServeLoop::Advance(Conn& c) {
   if (c.phase == Phase::kHandshake) {
     if (c.nb->failed()) {
-      Fail(c);
+      Fail(c, HandshakeFailure(c.nb->status()));
       return;
     }
     if (!c.nb->handshake_done()) {
@@ -662,7 +739,7 @@ void ServeLoop::Pump(Conn& c) {
       const inband::Status st = nb.Write(a.PendingOutput());
       a.ConsumeOutput(a.PendingOutput().size());
       if (!st.ok() && !a.failed()) {
-        Fail(c);
+        Fail(c, Failure::kAuthFailed);
         return;
       }
     }
@@ -682,7 +759,7 @@ void ServeLoop::Pump(Conn& c) {
     break;
   }
   if (a.failed()) {
-    Fail(c);
+    Fail(c, AuthFailure(a.error()));
     return;
   }
   if (a.done()) {
@@ -699,7 +776,7 @@ void ServeLoop::Pump(Conn& c) {
 void ServeLoop::Watch(Conn& c) {
   const int fd = SocketOf(c);
   if (fd < 0) {
-    Fail(c);
+    Fail(c, c.phase == Phase::kAuth ? Failure::kAuthFailed : Failure::kHandshakeFailed);
     return;
   }
   uint32_t want = 0;
@@ -710,7 +787,7 @@ void ServeLoop::Watch(Conn& c) {
   ev.events = want;
   ev.data.u64 = c.id;
   if (epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, fd, &ev) != 0) {
-    Fail(c);
+    Fail(c, Failure::kOther);
     return;
   }
   c.events = want;
@@ -731,10 +808,10 @@ void ServeLoop::Erase(Conn& c) {
   conns_.erase(c.id);  // closes the socket, if still open
 }
 
-void ServeLoop::Fail(Conn& c) {
+void ServeLoop::Fail(Conn& c, Failure failure) {
   // A client that did not authenticate leaves no resumption state.
   if (c.phase == Phase::kAuth && c.nb != nullptr) c.nb->FlushResumptionState();
-  s_.failed_.fetch_add(1);
+  s_.CountFailure(failure);
   Erase(c);
 }
 
@@ -771,6 +848,33 @@ Status ServerImpl::Serve(std::function<void(std::unique_ptr<Session>)> handler,
   return loop.Run();
 }
 
+// TlsContext loads the TLS 1.3 certificate and key, from files or memory.
+StatusOr<std::shared_ptr<sdk::TlsServerContext>> TlsContext(const ServerOptions& o) {
+  inband::Status st;
+  std::shared_ptr<sdk::TlsServerContext> tls;
+  if (o.cert_pem.empty() && o.key_pem.empty()) {
+    tls = sdk::TlsServerContext::FromFiles(o.cert_file, o.key_file, &st);
+  } else {
+    std::vector<std::vector<uint8_t>> der;
+    if (Status s = sdk::LoadChain(sdk::CertSource(o), &der); !s.ok()) return s;
+    StatusOr<auth::x509::SharedEvpPkey> key = sdk::LoadKey(sdk::KeySource(o));
+    if (!key.ok()) return key.status();
+    std::vector<auth::x509::UniqueX509> certs;
+    for (const std::vector<uint8_t>& d : der) {
+      const unsigned char* p = d.data();
+      certs.emplace_back(d2i_X509(nullptr, &p, static_cast<long>(d.size())));
+      if (certs.back() == nullptr) {
+        return Status(StatusCode::kInvalidArgument, "TLS certificate does not parse");
+      }
+    }
+    std::vector<X509*> chain;
+    for (size_t i = 1; i < certs.size(); ++i) chain.push_back(certs[i].get());
+    tls = sdk::TlsServerContext::FromMemory(certs[0].get(), chain, key.value().get(), &st);
+  }
+  if (tls == nullptr) return Status(StatusCode::kInvalidArgument, st.message);
+  return tls;
+}
+
 }  // namespace
 
 StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
@@ -780,17 +884,24 @@ StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
                   "Encryption::kDisable");
   }
   if (Status s = sdk::CheckEngineOptions(options.key_exchanges, options.aeads); !s.ok()) return s;
-  if (options.accept_tls && (options.cert_file.empty() || options.key_file.empty())) {
-    return Status(StatusCode::kInvalidArgument, "accept_tls needs cert_file and key_file");
+  // Every exit wipes our copy of the key bytes; the success path wipes it
+  // before the options move into the server.
+  sdk::WipeKeysOnExit<ServerOptions> wipe(&options);
+  if (Status s = sdk::CheckSources(options); !s.ok()) return s;
+  if (options.accept_tls && (!sdk::CertSource(options).set() || !sdk::KeySource(options).set())) {
+    return Status(StatusCode::kInvalidArgument,
+                  "accept_tls needs cert_file (or cert_pem) and key_file (or key_pem)");
   }
+  sdk::WarnIfKeyLogOn(options.log, options.key_log_file, options.key_log_callback);
   StatusOr<std::shared_ptr<sdk::ServerAuth>> auth = sdk::ServerAuth::Create(options);
   if (!auth.ok()) return auth.status();
   std::shared_ptr<sdk::TlsServerContext> tls;
   if (options.accept_tls) {
-    inband::Status st;
-    tls = sdk::TlsServerContext::FromFiles(options.cert_file, options.key_file, &st);
-    if (tls == nullptr) return Status(StatusCode::kInvalidArgument, st.message);
+    StatusOr<std::shared_ptr<sdk::TlsServerContext>> ctx = TlsContext(options);
+    if (!ctx.ok()) return ctx.status();
+    tls = std::move(ctx.value());
   }
+  sdk::WipeKeys(&options);  // parsed: our copy of the key bytes goes
   return std::unique_ptr<Server>(std::make_unique<ServerImpl>(
       std::move(options), std::move(auth.value()), std::move(tls)));
 }

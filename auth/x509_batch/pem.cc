@@ -3,6 +3,7 @@
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include <cerrno>
 #include <cstring>
@@ -166,6 +167,74 @@ SharedX509Store StoreFromDer(std::span<const std::vector<uint8_t>> der,
     return nullptr;
   }
   return StoreFromChain({der.begin(), der.end()}, "trust anchors", error);
+}
+
+bool IsPem(std::string_view in) {
+  const size_t start = in.find_first_not_of(" \t\r\n");
+  return start != std::string_view::npos && in.substr(start).starts_with("-----BEGIN");
+}
+
+bool ParseCertificatesPemOrDer(std::string_view in, const std::string& where,
+                               std::vector<std::vector<uint8_t>>* out_chain_der,
+                               std::string* error) {
+  if (in.empty()) {
+    *error = where + ": empty";
+    return false;
+  }
+  if (IsPem(in)) {
+    UniqueBio bio = OpenMemory(in);
+    if (!bio) {
+      *error = where + ": out of memory";
+      return false;
+    }
+    return ReadChain(bio.get(), where, out_chain_der, error);
+  }
+  const auto* p = reinterpret_cast<const unsigned char*>(in.data());
+  UniqueX509 cert(d2i_X509(nullptr, &p, static_cast<long>(in.size())));
+  ERR_clear_error();
+  if (!cert || p != reinterpret_cast<const unsigned char*>(in.data()) + in.size()) {
+    *error = where +
+             ": neither PEM (no \"-----BEGIN\" line) nor one DER certificate";
+    return false;
+  }
+  const auto* begin = reinterpret_cast<const uint8_t*>(in.data());
+  out_chain_der->assign(1, std::vector<uint8_t>(begin, begin + in.size()));
+  return true;
+}
+
+SharedEvpPkey ParsePrivateKeyPemOrDer(std::string_view in, const std::string& where,
+                                      std::string* error) {
+  if (in.empty()) {
+    *error = where + ": empty";
+    return nullptr;
+  }
+  if (IsPem(in)) {
+    UniqueBio bio = OpenMemory(in);
+    if (!bio) {
+      *error = where + ": out of memory";
+      return nullptr;
+    }
+    return ReadKey(bio.get(), where, error);
+  }
+  const auto* p = reinterpret_cast<const unsigned char*>(in.data());
+  UniqueEvpPkey key(d2i_AutoPrivateKey(nullptr, &p, static_cast<long>(in.size())));
+  ERR_clear_error();
+  if (!key || p != reinterpret_cast<const unsigned char*>(in.data()) + in.size()) {
+    *error = where + ": neither PEM (no \"-----BEGIN\" line) nor one DER private key";
+    return nullptr;
+  }
+  if (!KeyAlgorithmOf(key.get())) {
+    *error = where + ": unsupported key type (need ECDSA P-256, Ed25519 or RSA 2048-8192)";
+    return nullptr;
+  }
+  return ShareKey(key.release());
+}
+
+SharedX509Store ParseCaBundlePemOrDer(std::string_view in, const std::string& where,
+                                      std::string* error) {
+  std::vector<std::vector<uint8_t>> der;
+  if (!ParseCertificatesPemOrDer(in, where, &der, error)) return nullptr;
+  return StoreFromChain(der, where, error);
 }
 
 }  // namespace tcpcrypt::auth::x509

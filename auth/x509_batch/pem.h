@@ -39,6 +39,22 @@ SharedEvpPkey ParsePrivateKeyPem(std::string_view pem, std::string* error);
 SharedX509Store LoadCaBundlePem(const std::string& path, std::string* error);
 SharedX509Store ParseCaBundlePem(std::string_view pem, std::string* error);
 
+// IsPem is whether |in| is PEM: its first non-blank bytes are "-----BEGIN".
+bool IsPem(std::string_view in);
+
+// The *PemOrDer functions take PEM (IsPem) or else DER: then exactly one
+// certificate, or one unencrypted PKCS#8 / traditional private key, with
+// no trailing bytes. |where| names the input in errors ("ClientOptions::
+// ca_pem: no certificate found"). They hold no copy of |in| beyond
+// OpenSSL's own decoding (which wipes the key's).
+[[nodiscard]] bool ParseCertificatesPemOrDer(
+    std::string_view in, const std::string& where,
+    std::vector<std::vector<uint8_t>>* out_chain_der, std::string* error);
+SharedEvpPkey ParsePrivateKeyPemOrDer(std::string_view in, const std::string& where,
+                                      std::string* error);
+SharedX509Store ParseCaBundlePemOrDer(std::string_view in, const std::string& where,
+                                      std::string* error);
+
 // StoreFromDer builds a trust store from DER certificates (at least one).
 SharedX509Store StoreFromDer(std::span<const std::vector<uint8_t>> der,
                              std::string* error);

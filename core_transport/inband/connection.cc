@@ -19,6 +19,7 @@
 #include <optional>
 #include <utility>
 
+#include "core_transport/engine/secret.h"
 #include "core_transport/inband/keylog.h"
 
 namespace tcpcrypt::inband {
@@ -334,8 +335,12 @@ class Carrier {
         peer_(std::move(peer)),
         handshake_timeout_ms_(options.handshake_timeout_ms),
         io_timeout_ms_(options.io_timeout_ms),
-        keylog_path_(KeyLogFileFromEnv()),
-        engine_(role, PrepareConfig(std::move(options.engine), keylog_path_),
+        key_log_file_(std::move(options.key_log_file)),
+        key_log_callback_(std::move(options.key_log_callback)),
+        warn_(std::move(options.warn)),
+        engine_(role,
+                PrepareConfig(std::move(options.engine),
+                              !key_log_file_.empty() || key_log_callback_ != nullptr),
                 options.rng != nullptr ? *options.rng : SystemRng::Instance(),
                 options.clock != nullptr ? *options.clock
                                          : SteadyClock::Instance()) {}
@@ -617,20 +622,34 @@ class Carrier {
   }
 
  private:
-  static EngineConfig PrepareConfig(EngineConfig config,
-                                    const std::optional<std::string>& keylog) {
-    if (keylog.has_value()) config.export_keys = true;
+  static EngineConfig PrepareConfig(EngineConfig config, bool key_log) {
+    if (key_log) config.export_keys = true;
     return config;
   }
 
-  // OnEstablished writes the key-log line, if the log is on.
+  // OnEstablished logs the key-log line, if the application asked for it.
   void OnEstablished() {
-    if (!keylog_path_.has_value()) return;
     const KeyLogEntry* entry = engine_.key_log();
     if (entry == nullptr) return;
-    std::string error;
-    if (!AppendKeyLogLine(*keylog_path_, *entry, &error)) {
-      std::fprintf(stderr, "tcpcrypt: WARNING: %s\n", error.c_str());
+    if (key_log_callback_ != nullptr) {
+      // The line holds mk[0]: it lives in a buffer that wipes itself.
+      SecretArray<kMaxKeyLogLineLen> line;
+      const size_t len = FormatKeyLogLine(
+          *entry, std::span<char>(reinterpret_cast<char*>(line.data()), line.size()));
+      if (len != 0) {
+        key_log_callback_(
+            std::string_view(reinterpret_cast<const char*>(line.data()), len));
+      }
+    }
+    if (!key_log_file_.empty()) {
+      std::string error;
+      if (!AppendKeyLogLine(key_log_file_, *entry, &error)) {
+        if (warn_ != nullptr) {
+          warn_(error);
+        } else {
+          std::fprintf(stderr, "tcpcrypt: WARNING: %s\n", error.c_str());
+        }
+      }
     }
     engine_.ClearKeyLog();  // mk[0] lives no longer than it must
   }
@@ -639,7 +658,9 @@ class Carrier {
   const std::string peer_;
   const int handshake_timeout_ms_;
   const int io_timeout_ms_;
-  const std::optional<std::string> keylog_path_;
+  const std::string key_log_file_;
+  const std::function<void(std::string_view line)> key_log_callback_;
+  const std::function<void(std::string_view message)> warn_;
   Engine engine_;
   Status status_;
   uint64_t handshake_deadline_ms_ = 0;

@@ -25,8 +25,9 @@
 // EphemeralKeyCache (both are thread-safe). A Listener may be used from one
 // thread at a time.
 //
-// Key log: when TCPCRYPT_KEYLOGFILE is set (see keylog.h), each connection
-// end appends its key-log line once the handshake completes.
+// Key log: when Options::key_log_file or key_log_callback is set (see
+// keylog.h), each connection end logs its key-log line once the handshake
+// completes.
 #ifndef TCPCRYPT_CORE_TRANSPORT_INBAND_CONNECTION_H_
 #define TCPCRYPT_CORE_TRANSPORT_INBAND_CONNECTION_H_
 
@@ -34,6 +35,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -138,7 +140,7 @@ inline constexpr size_t kReadPauseOutputBytes =
 struct Options {
   // The engine's configuration. For Connect, an empty peer_name is set to
   // "host:port" (as passed to Connect) so session resumption finds its
-  // ticket; export_keys is set when TCPCRYPT_KEYLOGFILE is.
+  // ticket; export_keys is set when a key log is on (below).
   EngineConfig engine;
   // Bound on TCP connect plus the whole handshake, in milliseconds; <= 0
   // means no bound. A server's bound starts when Handshake() (or the
@@ -153,6 +155,19 @@ struct Options {
   // always use the real monotonic clock.)
   Rng* rng = nullptr;
   const Clock* clock = nullptr;
+  // Key log (keylog.h), off unless the application sets one of these (the
+  // library never reads the environment; the CLI maps TCPCRYPT_KEYLOGFILE
+  // onto key_log_file). Once a connection is established:
+  //  - key_log_file: its line is appended to this file (AppendKeyLogLine's
+  //    safety rules apply; a refusal is reported through |warn|);
+  //  - key_log_callback: called with the line (newline included) on the
+  //    thread running the handshake. The view is wiped when the call
+  //    returns: copy it to keep it.
+  std::string key_log_file;
+  std::function<void(std::string_view line)> key_log_callback;
+  // warn receives the carrier's warnings (a key-log file refused); null:
+  // they are written to stderr as "tcpcrypt: WARNING: ...". Never secrets.
+  std::function<void(std::string_view message)> warn;
 };
 
 namespace internal {

@@ -4,7 +4,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -48,7 +47,6 @@ class LineWriter {
   bool ok_ = true;
 };
 
-std::atomic<bool> g_warned{false};
 
 }  // namespace
 
@@ -77,20 +75,6 @@ bool KeyLogFileIsSafe(int fd, std::string* out_reason) {
     return false;
   }
   return true;
-}
-
-std::optional<std::string> KeyLogFileFromEnv() {
-  const char* path = std::getenv(kKeyLogEnvVar);
-  if (path == nullptr || path[0] == '\0') return std::nullopt;
-  if (!g_warned.exchange(true)) {
-    std::fprintf(stderr,
-                 "tcpcrypt: WARNING: %s is set; session keys are being "
-                 "written to %s: whoever reads that file can decrypt "
-                 "everything inside the logged sessions (data, "
-                 "authentication messages, ticket secrets)\n",
-                 kKeyLogEnvVar, path);
-  }
-  return std::string(path);
 }
 
 size_t FormatKeyLogLine(const KeyLogEntry& entry, std::span<char> out) {

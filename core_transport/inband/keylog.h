@@ -1,9 +1,12 @@
-// keylog.h: the TCPCRYPT_KEYLOGFILE key log (like SSLKEYLOGFILE).
+// keylog.h: the key log (like SSLKEYLOGFILE).
 //
-// Off unless the environment variable TCPCRYPT_KEYLOGFILE names a file. When
-// it does, the carrier asks the engine to export keys (EngineConfig::
-// export_keys) and, once a connection is established, appends exactly one
-// line per connection end:
+// Off unless the application asks for it: inband::Options::key_log_file
+// (a path) or key_log_callback (the SDK's ClientOptions / ServerOptions
+// fields of the same names). The library never reads the environment; the
+// `tcpcrypt` CLI alone maps the variable TCPCRYPT_KEYLOGFILE onto
+// key_log_file. When on, the carrier asks the engine to export keys
+// (EngineConfig::export_keys) and, once a connection is established, logs
+// exactly one line per connection end:
 //
 //   TCPCRYPT_MK0 <label-hex> <session-id-hex> <cipher-id> <kab|kba> <mk0-hex>\n
 //
@@ -24,8 +27,8 @@
 // send inside the stream: the authentication messages (a CMAC proof there
 // allows an offline dictionary attack on the password), the ticket secrets
 // a server issues (so the reader can resume as that user), and the upgrade
-// verifiers. Every session logged while the variable was set is exposed.
-// Never set it in production.
+// verifiers. Every session logged while the log was on is exposed.
+// Never turn it on in production.
 //
 // The file is opened with O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC (mode
 // 0600 when created) and each line is written with a single write(2), so
@@ -33,8 +36,7 @@
 // written, the open file must be a regular file owned by the process's
 // effective uid with no group or other permission bits; otherwise nothing
 // is logged and the line is refused with a reason (a symlink at the path,
-// a file another user planted or can read, a FIFO, a device). The first
-// time a process enables the log it prints one warning on stderr. Keys are
+// a file another user planted or can read, a FIFO, a device). Keys are
 // never written anywhere else.
 #ifndef TCPCRYPT_CORE_TRANSPORT_INBAND_KEYLOG_H_
 #define TCPCRYPT_CORE_TRANSPORT_INBAND_KEYLOG_H_
@@ -48,13 +50,8 @@
 
 namespace tcpcrypt::inband {
 
+// kKeyLogEnvVar is the variable the `tcpcrypt` CLI (only) reads.
 inline constexpr char kKeyLogEnvVar[] = "TCPCRYPT_KEYLOGFILE";
-
-// KeyLogFileFromEnv returns the path named by TCPCRYPT_KEYLOGFILE, or nullopt
-// when the variable is unset or empty. It reads the environment on every
-// call (a test may set it at run time). The first call that returns a path
-// prints the process-wide warning on stderr.
-std::optional<std::string> KeyLogFileFromEnv();
 
 // kMaxKeyLogLabelLen caps the label we format (the engine's labels are 32
 // bytes of N_A, or at most 17 bytes of resumption suboption data).

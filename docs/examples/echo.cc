@@ -22,16 +22,6 @@ std::span<const uint8_t> Bytes(std::string_view s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
 }
 
-std::string Hex(const std::vector<uint8_t>& bytes) {
-  std::string out;
-  for (uint8_t b : bytes) {
-    static constexpr char kDigits[] = "0123456789abcdef";
-    out += kDigits[b >> 4];
-    out += kDigits[b & 0xf];
-  }
-  return out;
-}
-
 // Echo writes back everything it reads, until the peer's end of file.
 void Echo(tcpcrypt::Session& session) {
   std::vector<uint8_t> buf(4096);
@@ -64,7 +54,7 @@ int main() {
   std::thread serving([&server] {
     auto session = server.value()->Accept();  // the handshake is done
     if (!session.ok()) return;                // CANCELLED after Stop()
-    std::printf("server: session ID %s\n", Hex(session.value()->session_id().value()).c_str());
+    std::printf("server: session ID %s\n", session.value()->session_id_hex().c_str());
     Echo(*session.value());
   });
 
@@ -84,7 +74,7 @@ int main() {
   tcpcrypt::Session& s = *session.value();
   std::printf("client: %s, %s, %s\n", std::string(tcpcrypt::ChannelName(s.channel())).c_str(),
               s.key_exchange().c_str(), s.cipher().c_str());
-  std::printf("client: session ID %s\n", Hex(s.session_id().value()).c_str());
+  std::printf("client: session ID %s\n", s.session_id_hex().c_str());
 
   const std::string message = "hello, tcpcrypt";
   if (!s.Write(Bytes(message)).ok() || !s.Shutdown().ok()) return 1;

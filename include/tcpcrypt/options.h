@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -47,6 +48,24 @@ enum class PasswordHashing {
 // What protects a Session.
 enum class Channel { kTcpcrypt, kTls13, kPlain };
 
+// Logging. The library writes nothing to the application's stdout, and to
+// its stderr only warnings, and only while no LogFn is installed: give
+// ClientOptions::log / ServerOptions::log a function and every message
+// goes there instead (nothing then reaches stderr). Messages never hold
+// secrets (no keys, passwords, proofs or key-log lines). The function may
+// be called from any thread the library runs on (Create, Connect, Accept,
+// Serve's loop): it must be thread-safe and must not call back into the
+// Client or Server.
+enum class LogLevel { kDebug, kInfo, kWarning, kError };
+std::string_view LogLevelName(LogLevel level);  // "debug", "info", "warning", "error"
+using LogFn = std::function<void(LogLevel level, std::string_view message)>;
+
+// KeyLogFn receives one key-log line (docs/PROTOCOL.md "Key log"; newline
+// included) per connection end, once its handshake completes, on the
+// thread running that handshake. The line holds the session's master key:
+// the view is wiped when the call returns.
+using KeyLogFn = std::function<void(std::string_view line)>;
+
 std::string_view AuthMechanismName(AuthMechanism m);  // "cmac", "pake", "x509", "ticket"
 std::string_view ChannelName(Channel c);              // "tcpcrypt", "tls1.3", "plain"
 
@@ -75,7 +94,7 @@ class Password {
 struct ClientOptions {
   Encryption encryption = Encryption::kRequire;
   // "tcpcrypt, else TLS 1.3": when the server does not speak tcpcrypt,
-  // reconnect with TLS 1.3 (needs ca_file). Authenticators then endorse the
+  // reconnect with TLS 1.3 (needs ca_file or ca_pem). Authenticators then endorse the
   // TLS exporter instead of the session ID; the application does not change.
   bool tls_fallback = false;
 
@@ -127,9 +146,21 @@ struct ClientOptions {
   PasswordHashing min_password_hashing = PasswordHashing::kInteractive;
   uint64_t max_password_memory_bytes = 256ull << 20;  // 256 MiB
   uint32_t max_password_passes = 4;
+  // Certificates and keys: each item is a path (the *_file field) or the
+  // bytes themselves (the *_pem field), never both (INVALID_ARGUMENT naming
+  // the two fields). In memory, PEM (starting with "-----BEGIN") may hold
+  // any number of certificates; anything else is read as DER: one
+  // certificate, or one unencrypted private key (PKCS#8 or the traditional
+  // EC / RSA form). A file is always PEM.
   std::string ca_file;           // trust anchors for X.509 and TLS (PEM)
+  std::string ca_pem;
   std::string client_cert_file;  // optional client certificate chain (PEM)
+  std::string client_cert_pem;
   std::string client_key_file;
+  // client_key_pem: Client::Create parses the key and wipes the library's
+  // own copies of these bytes (OPENSSL_cleanse). The ClientOptions the
+  // application keeps (or copied from) is the application's to wipe.
+  std::string client_key_pem;
 
   // RFC 8548 §3.5 resumption (cache session secrets per server), and ticket
   // re-authentication (paper §4.1): both on by default. Tickets are kept per
@@ -141,6 +172,24 @@ struct ClientOptions {
 
   Timeouts timeouts;
   size_t max_auth_message = 64 * 1024;
+
+  // Logging (see LogFn): null writes warnings to stderr, nothing else.
+  LogFn log;
+  // Key log, for decrypting captures of this program's own sessions (like
+  // SSLKEYLOGFILE in other libraries): off unless set here. The library
+  // never reads the environment for it (the `tcpcrypt` CLI maps the
+  // variable TCPCRYPT_KEYLOGFILE onto key_log_file). Whoever holds a line
+  // and a capture reads everything inside that session, authentication
+  // messages and tickets included: never turn it on in production. Create
+  // logs a kWarning naming where keys go when either is set.
+  //  - key_log_file: each line is appended to this file, created 0600;
+  //    refused (a kWarning, nothing written) when the path is a symbolic
+  //    link or the file is not a regular file owned by this process's user
+  //    with no group or other access.
+  //  - key_log_callback: each line is passed to this function.
+  // Only tcpcrypt sessions are logged (not the TLS 1.3 fallback).
+  std::string key_log_file;
+  KeyLogFn key_log_callback;
 };
 
 // ThrottleOptions limits online password guessing on a Server (plans with
@@ -175,10 +224,16 @@ struct ThrottleOptions {
 struct ServerOptions {
   Encryption encryption = Encryption::kRequire;
   // Serve TLS 1.3 on the same port (told apart by the first byte), with
-  // cert_file / key_file.
+  // the certificate and key (cert_file or cert_pem, key_file or key_pem).
   bool accept_tls = false;
+  // Certificates and keys, each as a path or in memory, never both: see
+  // ClientOptions::ca_file for the rules (PEM or single DER in memory).
   std::string cert_file;  // PEM chain, leaf first (X.509 mechanism and TLS)
+  std::string cert_pem;
   std::string key_file;   // PEM private key (ECDSA P-256, Ed25519 or RSA)
+  // key_pem: Server::Create parses the key and wipes the library's own
+  // copies of these bytes; the application's copy is its own to wipe.
+  std::string key_pem;
 
   // Highest priority first.
   std::vector<KeyExchange> key_exchanges = {KeyExchange::kCurve25519, KeyExchange::kP256,
@@ -202,6 +257,7 @@ struct ServerOptions {
   std::string realm;
   PasswordHashing password_hashing = PasswordHashing::kInteractive;
   std::string client_ca_file;  // ask clients for certificates (mutual X.509)
+  std::string client_ca_pem;
   bool issue_tickets = true;
   bool resumption = true;
 
@@ -216,6 +272,24 @@ struct ServerOptions {
   size_t max_pending_handshakes = 4096;
   size_t max_auth_message = 64 * 1024;
   int backlog = 1024;
+
+  // Logging (see LogFn): null writes warnings to stderr, nothing else.
+  LogFn log;
+  // Key log, for decrypting captures of this program's own sessions (like
+  // SSLKEYLOGFILE in other libraries): off unless set here. The library
+  // never reads the environment for it (the `tcpcrypt` CLI maps the
+  // variable TCPCRYPT_KEYLOGFILE onto key_log_file). Whoever holds a line
+  // and a capture reads everything inside that session, authentication
+  // messages and tickets included: never turn it on in production. Create
+  // logs a kWarning naming where keys go when either is set.
+  //  - key_log_file: each line is appended to this file, created 0600;
+  //    refused (a kWarning, nothing written) when the path is a symbolic
+  //    link or the file is not a regular file owned by this process's user
+  //    with no group or other access.
+  //  - key_log_callback: each line is passed to this function.
+  // Only tcpcrypt sessions are logged (not the TLS 1.3 fallback).
+  std::string key_log_file;
+  KeyLogFn key_log_callback;
 };
 
 // PeerIdentity is what authentication established about the peer.

@@ -35,6 +35,34 @@ struct ServerStats {
   // may reach one proof check), and those it refused (ThrottleOptions).
   uint64_t password_attempts = 0;
   uint64_t throttled = 0;
+
+  // Failures by kind, counted where each is decided, by Accept and Serve
+  // alike. Every connection counted in |failed| is counted in exactly one
+  // of these, so they add up to |failed|.
+  //  - not_tcpcrypt: the client's first byte was neither tcpcrypt's nor
+  //    (with accept_tls) TLS's, or it closed before sending one, or it is a
+  //    plain client (Encryption::kPrefer) where authentication is required.
+  //  - handshake_timeout: no first byte, or no complete tcpcrypt handshake,
+  //    within timeouts.handshake_ms.
+  //  - handshake_failed: the tcpcrypt handshake failed (no common key
+  //    exchange or cipher, a malformed message, a client that does not run
+  //    the required authentication, a broken connection).
+  //  - tls_failed: the TLS 1.3 handshake failed or timed out.
+  //  - auth_timeout: authentication not done within timeouts.auth_ms.
+  //  - auth_failed: authentication failed: a wrong password or proof, a
+  //    refused certificate, a client that gave up or closed, a throttled
+  //    attempt (also counted in |throttled|).
+  //  - overloaded: closed at once, max_pending_handshakes being reached.
+  //  - other_failed: a library failure (descriptors, epoll), and
+  //    connections still being set up when Serve stopped.
+  uint64_t not_tcpcrypt = 0;
+  uint64_t handshake_timeout = 0;
+  uint64_t handshake_failed = 0;
+  uint64_t tls_failed = 0;
+  uint64_t auth_timeout = 0;
+  uint64_t auth_failed = 0;
+  uint64_t overloaded = 0;
+  uint64_t other_failed = 0;
 };
 
 class Server {

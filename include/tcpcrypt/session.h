@@ -20,6 +20,9 @@
 
 namespace tcpcrypt {
 
+// ToHex returns |bytes| as lowercase hex digits, two per byte ("" for none).
+std::string ToHex(std::span<const uint8_t> bytes);
+
 class Session {
  public:
   virtual ~Session() = default;
@@ -41,6 +44,9 @@ class Session {
   // The tcpcrypt session ID (33 bytes, RFC 8548 §3.4); FAILED_PRECONDITION
   // on TLS or plain sessions, which have none.
   virtual StatusOr<std::vector<uint8_t>> session_id() const = 0;
+  // session_id_hex is session_id() as 66 lowercase hex digits (the form
+  // the key log and `tcpcrypt` print), or "" on TLS or plain sessions.
+  std::string session_id_hex() const;
   // The value authenticators endorsed: the session ID, or the RFC 9266
   // tls-exporter value (32 bytes) on TLS. Empty on plain sessions.
   virtual std::vector<uint8_t> channel_binding() const = 0;

@@ -56,32 +56,73 @@ class [[nodiscard]] Status {
   std::string message_;
 };
 
+namespace internal {
+// StatusOrValueOfError prints "tcpcrypt: StatusOr::value() on an error:
+// CODE: message" to stderr and aborts (a programming error, like absl's
+// StatusOr in builds without exceptions).
+[[noreturn]] void StatusOrValueOfError(const Status& status);
+}  // namespace internal
+
 // StatusOr holds a value or a non-OK Status.
+//
+//   StatusOr<std::unique_ptr<Session>> s = client->Connect("host", 7000);
+//   if (!s.ok()) return s.status();
+//   (*s)->Write(...);              // or s.value(), s->, std::move(s).value()
+//
+// value(), operator* and operator-> on an error are a programming error:
+// they print the status to stderr and call std::abort() (no exception is
+// thrown, and never a reference to nothing). Check ok() first, or use
+// value_or().
 template <typename T>
 class [[nodiscard]] StatusOr {
  public:
   StatusOr(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  // A StatusOr made from an OK Status holds INTERNAL "StatusOr made from
+  // OK" instead (there is no value to hold).
   StatusOr(Status status) : status_(std::move(status)) {  // NOLINT
     if (status_.ok()) status_ = Status(StatusCode::kInternal, "StatusOr made from OK");
   }
 
+  // ok() is true when a value is held.
   bool ok() const { return value_.has_value(); }
+  // status() is OK when a value is held, else the error.
   const Status& status() const { return status_; }
-  // value() aborts when !ok(): check first.
+
+  // value() returns the value; aborts with the status when !ok().
   T& value() & {
-    if (!ok()) std::abort();
+    if (!ok()) internal::StatusOrValueOfError(status_);
     return *value_;
   }
   const T& value() const& {
-    if (!ok()) std::abort();
+    if (!ok()) internal::StatusOrValueOfError(status_);
     return *value_;
   }
   T&& value() && {
-    if (!ok()) std::abort();
+    if (!ok()) internal::StatusOrValueOfError(status_);
     return std::move(*value_);
   }
-  T* operator->() { return &value(); }
+  const T&& value() const&& {
+    if (!ok()) internal::StatusOrValueOfError(status_);
+    return std::move(*value_);
+  }
+
+  // operator* and operator-> are value(): they abort when !ok().
   T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
+  T&& operator*() && { return std::move(*this).value(); }
+  const T&& operator*() const&& { return std::move(*this).value(); }
+  T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
+
+  // value_or returns the value, or |fallback| when !ok() (never aborts).
+  template <typename U>
+  T value_or(U&& fallback) const& {
+    return ok() ? *value_ : static_cast<T>(std::forward<U>(fallback));
+  }
+  template <typename U>
+  T value_or(U&& fallback) && {
+    return ok() ? std::move(*value_) : static_cast<T>(std::forward<U>(fallback));
+  }
 
  private:
   Status status_;

@@ -21,6 +21,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -31,6 +32,7 @@
 
 #include "core_transport/engine/engine.h"
 #include "core_transport/inband/connection.h"
+#include "core_transport/inband/keylog.h"
 #include "sdk/cli/auth_flags.h"
 #include "sdk/cli/cert_command.h"
 #include "sdk/cli/user_command.h"
@@ -203,6 +205,21 @@ void AddCommonFlags(CLI::App* cmd, CommonFlags* flags) {
       ->check(CLI::NonNegativeNumber);
 }
 
+// KeyLogFileFromEnv returns TCPCRYPT_KEYLOGFILE ("" when unset) and, the
+// first time it is set, warns loudly on stderr.
+std::string KeyLogFileFromEnv() {
+  static std::atomic<bool> warned{false};
+  const char* path = std::getenv(tcpcrypt::inband::kKeyLogEnvVar);
+  if (path == nullptr || path[0] == '\0') return std::string();
+  if (!warned.exchange(true)) {
+    SayError(std::string("WARNING: ") + tcpcrypt::inband::kKeyLogEnvVar +
+             " is set; session keys are being written to " + path +
+             ": whoever reads that file can decrypt everything inside the logged sessions "
+             "(data, authentication messages, ticket secrets)");
+  }
+  return std::string(path);
+}
+
 // BuildOptions turns the flags into carrier options; false (after printing
 // why) on an unknown name.
 bool BuildOptions(const CommonFlags& flags, bool server, Options* out) {
@@ -241,6 +258,14 @@ bool BuildOptions(const CommonFlags& flags, bool server, Options* out) {
         o.engine.ciphers.push_back(*cipher);
       }
     }
+  }
+  // The key log is the application's explicit choice; this tool makes it
+  // through the environment (the library itself never reads it).
+  if (const std::string key_log = KeyLogFileFromEnv(); !key_log.empty()) {
+    o.key_log_file = key_log;
+    o.warn = [](std::string_view message) {
+      SayError("WARNING: " + std::string(message));
+    };
   }
   *out = std::move(o);
   return true;

@@ -815,27 +815,27 @@ TEST(KeyLogTest, BothEndsLogTheSameLine) {
   ::close(tmp);
   ASSERT_EQ(::unlink(path_template), 0);  // let the carrier create it
   const std::string path = path_template;
-  ASSERT_EQ(::setenv(kKeyLogEnvVar, path.c_str(), 1), 0);
 
   auto listener = ListenLoopback();
   ASSERT_NE(listener, nullptr);
   std::string server_sid;
   std::jthread server([&] {
     Status s;
-    auto conn = listener->Accept(
-        MakeOptions({Tep::kCurve25519},
-                    {Cipher::kAes128Gcm, Cipher::kChaCha20Poly1305}),
-        &s, kTestTimeoutMs);
+    Options o = MakeOptions({Tep::kCurve25519},
+                            {Cipher::kAes128Gcm, Cipher::kChaCha20Poly1305});
+    o.key_log_file = path;
+    auto conn = listener->Accept(std::move(o), &s, kTestTimeoutMs);
     if (conn == nullptr || !conn->Handshake().ok()) return;
     server_sid = conn->session_id_hex();
     (void)ReadToEof(*conn, &s);
     (void)conn->Shutdown();
   });
   Status st;
-  auto client = Connection::Connect(
-      "127.0.0.1", listener->port(),
-      MakeOptions({Tep::kCurve25519}, {Cipher::kChaCha20Poly1305}), &st);
-  ::unsetenv(kKeyLogEnvVar);
+  Options client_options =
+      MakeOptions({Tep::kCurve25519}, {Cipher::kChaCha20Poly1305});
+  client_options.key_log_file = path;
+  auto client = Connection::Connect("127.0.0.1", listener->port(),
+                                    std::move(client_options), &st);
   ASSERT_NE(client, nullptr) << st.message;
   ASSERT_TRUE(client->Shutdown().ok());
   (void)ReadToEof(*client, &st);

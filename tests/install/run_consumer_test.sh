@@ -59,13 +59,14 @@ done
 # Exports: the public API (cmake/libtcpcrypt.map) and nothing else.
 nm -D --defined-only -C "$real" | awk '{ $1 = ""; $2 = ""; sub(/^  /, ""); print }' \
   >"$work/exports.txt"
-public='^(tcpcrypt::(Client|Server|Session|Status|Password)::|tcpcrypt::(StatusCodeName|AuthMechanismName|ChannelName)\(|(typeinfo|typeinfo name|vtable) for tcpcrypt::(Client|Server|Session)$)'
+public='^(tcpcrypt::(Client|Server|Session|Status|Password)::|tcpcrypt::(StatusCodeName|AuthMechanismName|ChannelName|LogLevelName|ToHex|internal::StatusOrValueOfError)(\[abi:cxx11\])?\(|(typeinfo|typeinfo name|vtable) for tcpcrypt::(Client|Server|Session)$)'
 leaked=$(grep -Ev "$public" "$work/exports.txt" || true)
 [[ -z $leaked ]] || fail "libtcpcrypt.so exports symbols outside the public API:
 $leaked"
 for want in 'tcpcrypt::Client::Create(' 'tcpcrypt::Server::Create(' \
             'tcpcrypt::Status::ToString' 'tcpcrypt::Password::Password(' \
-            'tcpcrypt::StatusCodeName(' 'tcpcrypt::ChannelName(' 'tcpcrypt::AuthMechanismName('; do
+            'tcpcrypt::StatusCodeName(' 'tcpcrypt::ChannelName(' 'tcpcrypt::AuthMechanismName(' \
+            'tcpcrypt::ToHex' 'tcpcrypt::Session::session_id_hex' 'tcpcrypt::LogLevelName('; do
   grep -qF "$want" "$work/exports.txt" || fail "libtcpcrypt.so does not export $want"
 done
 # Self-contained: every symbol it uses comes from a library it names.

@@ -23,6 +23,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <memory>
 #include <optional>
 #include <string>
@@ -316,6 +317,42 @@ TEST_F(CliTest, BothEndsPrintTheSameSessionId) {
   EXPECT_EQ(client_ids[0], server_ids[0]);
   EXPECT_NE(client->err_text().find("tep: curve25519\n"), std::string::npos);
   EXPECT_NE(server->err_text().find("cipher: aes128gcm\n"), std::string::npos);
+}
+
+// The key log is the CLI's to turn on, from TCPCRYPT_KEYLOGFILE (the library
+// reads no environment): the client logs the session's line and warns.
+TEST_F(CliTest, KeyLogFileFromTheEnvironment) {
+  char dir_template[] = "/tmp/tcpcrypt_cli_keylog_XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_template), nullptr);
+  const std::string path = std::string(dir_template) + "/keys";
+  uint16_t port = 0;
+  auto server = StartServer({"--stdio"}, {.in = true, .out = true}, &port);
+  ASSERT_NE(server, nullptr);
+  ASSERT_EQ(::setenv("TCPCRYPT_KEYLOGFILE", path.c_str(), 1), 0);
+  auto client =
+      Child::Spawn({kCli, "connect", Target(port)}, {.in = true, .out = true});
+  ::unsetenv("TCPCRYPT_KEYLOGFILE");
+  ASSERT_NE(client, nullptr);
+  client->CloseIn();
+  server->CloseIn();
+  EXPECT_EQ(client->Wait(), 0);
+  EXPECT_EQ(server->Wait(), 0);
+  client->DrainErr();
+  server->DrainErr();
+  EXPECT_NE(client->err_text().find("tcpcrypt: WARNING: TCPCRYPT_KEYLOGFILE is set"),
+            std::string::npos)
+      << client->err_text();
+  EXPECT_EQ(server->err_text().find("WARNING"), std::string::npos) << server->err_text();
+  const auto ids = SessionIds(client->err_text());
+  ASSERT_EQ(ids.size(), 1u) << client->err_text();
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  ::unlink(path.c_str());
+  ::rmdir(dir_template);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0].rfind("TCPCRYPT_MK0 ", 0), 0u) << lines[0];
+  EXPECT_NE(lines[0].find(" " + ids[0] + " "), std::string::npos) << lines[0];
 }
 
 TEST_F(CliTest, JsonReportsAndChosenAlgorithms) {

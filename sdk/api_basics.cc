@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "core_transport/engine/bytes.h"
 #include "tcpcrypt/options.h"
 #include "tcpcrypt/session.h"
 #include "tcpcrypt/status.h"
@@ -49,16 +50,7 @@ void StatusOrValueOfError(const Status& status) {
 
 }  // namespace internal
 
-std::string ToHex(std::span<const uint8_t> bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(2 * bytes.size());
-  for (uint8_t b : bytes) {
-    out.push_back(kDigits[b >> 4]);
-    out.push_back(kDigits[b & 0x0f]);
-  }
-  return out;
-}
+std::string ToHex(std::span<const uint8_t> bytes) { return HexLower(bytes); }
 
 std::string Session::session_id_hex() const {
   StatusOr<std::vector<uint8_t>> id = session_id();

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstring>
 #include <span>
+#include <string>
 
 namespace tcpcrypt {
 
@@ -125,6 +126,19 @@ inline uint16_t LoadBe16(const uint8_t* in) {
 inline uint32_t LoadBe32(const uint8_t* in) {
   return (uint32_t{in[0]} << 24) | (uint32_t{in[1]} << 16) |
          (uint32_t{in[2]} << 8) | uint32_t{in[3]};
+}
+
+// HexLower returns |bytes| as lowercase hex, two digits a byte (session
+// IDs in messages and the API). Not for secrets: the string is not wiped.
+inline std::string HexLower(ByteSpan bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * bytes.size());
+  for (uint8_t b : bytes) {
+    out.push_back(kDigits[b >> 4]);
+    out.push_back(kDigits[b & 0x0f]);
+  }
+  return out;
 }
 
 }  // namespace tcpcrypt

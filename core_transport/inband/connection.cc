@@ -1,6 +1,7 @@
 #include "core_transport/inband/connection.h"
 
 #include "core_transport/inband/wait.h"
+#include "core_transport/engine/bytes.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -54,16 +55,6 @@ static_assert(kWriteHighWater + kWriteChunk + kFrameHeaderLen +
               "reading must not pause for the application's own writes");
 
 
-std::string Hex(std::span<const uint8_t> bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string s;
-  s.reserve(2 * bytes.size());
-  for (uint8_t b : bytes) {
-    s.push_back(kDigits[b >> 4]);
-    s.push_back(kDigits[b & 0x0f]);
-  }
-  return s;
-}
 
 // NumericPeer formats a socket address as "ip:port".
 std::string NumericAddress(const sockaddr* sa, socklen_t len) {
@@ -952,7 +943,7 @@ const std::string& Connection::peer() const { return c_->peer(); }
 std::span<const uint8_t, kSessionIdLen> Connection::session_id() const {
   return c_->engine().session_id();
 }
-std::string Connection::session_id_hex() const { return Hex(session_id()); }
+std::string Connection::session_id_hex() const { return HexLower(session_id()); }
 Tep Connection::tep() const { return c_->engine().tep(); }
 Cipher Connection::cipher() const { return c_->engine().cipher(); }
 bool Connection::resumed() const { return c_->engine().resumed(); }
@@ -1094,7 +1085,7 @@ std::span<const uint8_t, kSessionIdLen> NonBlockingConnection::session_id()
   return c_->engine().session_id();
 }
 std::string NonBlockingConnection::session_id_hex() const {
-  return Hex(session_id());
+  return HexLower(session_id());
 }
 Tep NonBlockingConnection::tep() const { return c_->engine().tep(); }
 Cipher NonBlockingConnection::cipher() const { return c_->engine().cipher(); }

@@ -29,16 +29,6 @@ std::vector<std::vector<tcpcrypt::AuthMechanism>> Plan(const std::string& auth) 
   return {};
 }
 
-std::string Hex(const std::vector<uint8_t>& v) {
-  static const char* d = "0123456789abcdef";
-  std::string s;
-  for (uint8_t b : v) {
-    s.push_back(d[b >> 4]);
-    s.push_back(d[b & 15]);
-  }
-  return s;
-}
-
 // Flag returns the value after --name, or |def|.
 std::string Flag(int argc, char** argv, const char* name, const char* def = "") {
   for (int i = 1; i + 1 < argc; ++i) {
@@ -70,7 +60,7 @@ int Receive(int argc, char** argv) {
     return 1;
   }
   tcpcrypt::Session& s = *session.value();
-  std::cerr << "session-id: " << Hex(s.session_id().ok() ? s.session_id().value() : std::vector<uint8_t>{})
+  std::cerr << "session-id: " << s.session_id_hex()
             << "\nfrom: " << (s.peer() ? s.peer()->name : std::string("(anonymous)")) << "\n";
   std::ofstream out(Flag(argc, argv, "--out", "received.bin"), std::ios::binary);
   std::vector<uint8_t> buf(1 << 16);
@@ -122,7 +112,7 @@ int Send(int argc, char** argv) {
     return 1;
   }
   tcpcrypt::Session& s = *session.value();
-  std::cerr << "session-id: " << Hex(s.session_id().value()) << "\nserver: "
+  std::cerr << "session-id: " << s.session_id_hex() << "\nserver: "
             << (s.peer() ? s.peer()->name : std::string("(not authenticated)")) << "\n";
   std::ifstream in(argv[4], std::ios::binary);
   if (!in) {

@@ -8,6 +8,8 @@
 #include <chrono>
 #include <cstring>
 
+#include "core_transport/engine/secret.h"
+
 namespace tcpcrypt::sdk {
 namespace {
 
@@ -76,7 +78,9 @@ bool Waker::Drain() const {
 AuthRunResult RunAuthentication(Transport& t, auth::AuthEndpoint& ep,
                                 const Waker* waker, int timeout_ms) {
   const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
-  std::vector<uint8_t> buf(16384);
+  // Decrypted authentication messages (ticket secrets, verifiers) pass
+  // through here: wiped on every return.
+  SecretBuffer buf(16384);
   for (;;) {
     // Flush whatever the endpoint wants to say (including its last words
     // after a failure: the peer then learns "authentication failed").
@@ -106,7 +110,7 @@ AuthRunResult RunAuthentication(Transport& t, auth::AuthEndpoint& ep,
       }
       if ((fds[0].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
     }
-    StatusOr<size_t> got = t.Read(buf);
+    StatusOr<size_t> got = t.Read(buf.span());
     if (!got.ok() || got.value() == 0) {
       // A refusing peer closes the connection (auth_session.h).
       (void)ep.OnPeerClosed();

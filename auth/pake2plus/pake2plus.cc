@@ -156,8 +156,12 @@ class ServerSide final : public MechanismSide {
         return OnShareP(*m);
       case State::kAwaitConfirmP:
         return OnConfirmP(*m);
-      case State::kAwaitUpgradeReply:
-        return OnUpgradeReply(*m);
+      case State::kAwaitUpgradeReply: {
+        Step step = OnUpgradeReply(*m);
+        // w0' is password-derived: the parsed copy does not outlive its use.
+        if (m->has_upgrade_reply()) WipeString(m->mutable_upgrade_reply()->mutable_w0());
+        return step;
+      }
       case State::kStart:
       case State::kDone:
       case State::kFailed:
